@@ -1,0 +1,198 @@
+"""The ``flukeid`` command line: each command parses, calls one library function, prints."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from flukeid.data.images import DEFAULT_MAX_PIXELS
+from flukeid.errors import FlukeidError
+from flukeid.progress import console, progress_bar, setup_logging, stdout
+
+app = typer.Typer(
+    help="Identify individual whales (and other marked animals) from photos.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+log = logging.getLogger("flukeid")
+
+
+def _range(text: str, name: str) -> tuple[int, int]:
+    """'1-6' -> (1, 6); '3' -> (3, 3)."""
+    try:
+        low, _, high = text.partition("-")
+        return int(low), int(high or low)
+    except ValueError:
+        raise typer.BadParameter(f"expected MIN-MAX like 1-6, found {text!r}", param_hint=name) from None
+
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one-line errors."),
+) -> None:
+    setup_logging(verbose)
+
+
+@app.command()
+def synth(
+    out: Path = typer.Argument(..., help="Folder to write the Kaggle-layout catalogue into."),
+    individuals: int = typer.Option(200, help="Number of individuals."),
+    photos: str = typer.Option("1-6", help="Photos per individual, MIN-MAX (long-tailed)."),
+    size: str = typer.Option("192-384", help="Image width in pixels, MIN-MAX."),
+    new_share: float = typer.Option(0.2, help="Share of individuals seen only in test (new_whale)."),
+    seed: int = typer.Option(0, help="Random seed: same seed, same bytes."),
+) -> None:
+    """Generate a synthetic fluke catalogue (train/, test/, train.csv, answers.csv, boxes.csv)."""
+    from flukeid.data.synth import SynthConfig, generate
+
+    sizes = _range(photos, "--photos"), _range(size, "--size")
+    try:
+        cfg = SynthConfig(individuals=individuals, photos=sizes[0], size=sizes[1], new_share=new_share, seed=seed)
+        with progress_bar("rendering flukes") as update:
+            summary = generate(out, cfg, progress=update)
+    except (ValueError, FileExistsError) as exc:
+        raise FlukeidError(str(exc)) from exc
+    stdout.print(
+        f"wrote {summary.train_images} train and {summary.test_images} test photos of "
+        f"{summary.individuals} individuals ({summary.new_individuals} new) to {out}"
+    )
+
+
+@app.command()
+def check(
+    data: Path = typer.Argument(..., help="Catalogue folder."),
+    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, help="Refuse images with more pixels than this."),
+    show: int = typer.Option(50, help="Print at most this many problems (0: all)."),
+) -> None:
+    """Validate a catalogue: every problem with its file and row. Exit code 1 only for fatal problems."""
+    from flukeid.data.check import check_catalogue
+    from flukeid.data.problems import Severity
+
+    with progress_bar("checking images") as update:
+        report = check_catalogue(data, max_pixels=max_pixels, progress=update)
+    colours = {Severity.WARNING: "yellow", Severity.ERROR: "red", Severity.FATAL: "bold red"}
+    shown = report.problems if show == 0 else report.problems[:show]
+    for problem in shown:
+        stdout.print(f"[{colours[problem.severity]}]{problem}[/]", highlight=False, soft_wrap=True)
+    if len(shown) < len(report.problems):
+        stdout.print(f"... and {len(report.problems) - len(shown)} more (use --show 0 for all)")
+    usable = len(report.usable_labels())
+    layout = report.catalogue.layout.value if report.catalogue else "?"
+    stdout.print(
+        f"{data} ({layout} layout): {usable} usable labelled photos, {len(report.infos)} images decoded; "
+        f"{report.count(Severity.FATAL)} fatal, {report.count(Severity.ERROR)} errors, "
+        f"{report.count(Severity.WARNING)} warnings"
+    )
+    if report.fatal:
+        raise typer.Exit(1)
+
+
+@app.command()
+def stats(
+    data: Path = typer.Argument(..., help="Catalogue folder."),
+    plot: Path = typer.Option(Path("stats.png"), help="Where to write the photos-per-individual plot."),
+) -> None:
+    """Count images, individuals, singletons and new_whale photos; plot photos per individual."""
+    from flukeid.data.catalogue import load_catalogue
+    from flukeid.data.stats import catalogue_stats
+    from flukeid.report.plots import plot_photos_per_id
+
+    cat = load_catalogue(data)
+    result = catalogue_stats(cat.labels[cat.labels["Id"] != ""], test_images=len(cat.test))
+    table = Table(title=f"{data}", show_header=False)
+    for name, value in [
+        ("labelled images", result.images),
+        ("test images", result.test_images),
+        ("individuals", result.individuals),
+        ("singletons", f"{result.singletons} ({result.singleton_share:.1%} of individuals)"),
+        ("new_whale images", f"{result.new_whale_images} ({result.new_whale_share:.1%})"),
+    ]:
+        table.add_row(name, str(value))
+    hist = Table("photos per individual", "individuals")
+    for photos, count in result.photos_per_id.items():
+        hist.add_row(str(photos), str(count))
+    stdout.print(table, hist)
+    stdout.print(f"plot: {plot_photos_per_id(result, plot)}")
+
+
+@app.command()
+def split(
+    data: Path = typer.Argument(..., help="Catalogue folder."),
+    out: Path = typer.Argument(..., help="Folder for the Kaggle-layout train/test pair."),
+    kind: str = typer.Option("whale", help="closed, open, disjoint or whale."),
+    seed: int = typer.Option(0, help="Random seed."),
+    query_share: float = typer.Option(0.2, help="closed/open: share of each individual's photos as queries."),
+    unknown_share: float = typer.Option(0.25, help="open/whale/disjoint: share of individuals held out."),
+) -> None:
+    """Split a catalogue into train/test (+ private answers.csv) reproducibly."""
+    from flukeid.data.boxes import read_boxes
+    from flukeid.data.check import check_catalogue
+    from flukeid.data.splits import SplitKind, make_split, write_split
+
+    valid = [k.value for k in SplitKind]
+    if kind not in valid:
+        raise FlukeidError(f"--kind {kind!r} is not one of {', '.join(valid)}")
+    with progress_bar("checking images") as update:
+        report = check_catalogue(data, progress=update)
+    if report.fatal or report.catalogue is None:
+        raise FlukeidError("; ".join(str(p) for p in report.problems if p.severity == "fatal"))
+    skipped = len(report.catalogue.labels) - len(report.usable_labels())
+    if skipped:
+        log.warning("%d labelled row(s) skipped: run `flukeid check %s` for details", skipped, data)
+    result = make_split(report.usable_labels(), kind, seed, query_share, unknown_share)
+    boxes_file = report.catalogue.boxes_file
+    write_split(result, out, boxes=read_boxes(boxes_file).boxes if boxes_file else None)
+    stdout.print(
+        f"{kind} split (seed {seed}): {len(result.train)} catalogue photos, {len(result.test)} queries "
+        f"({result.new_whale_share:.0%} new_whale) -> {out}; answers in {out / 'answers.csv'}"
+    )
+
+
+@app.command()
+def score(
+    submission: Path = typer.Argument(..., help="submission.csv (Image,Id with up to 5 labels)."),
+    answers: Path = typer.Argument(..., help="answers.csv (Image,Id[,Individual])."),
+) -> None:
+    """Score a Kaggle submission: MAP@5 (refuses malformed files with the reason)."""
+    from flukeid.data.submission import score_submission
+
+    stdout.print(f"MAP@5 {score_submission(submission, answers):.4f}")
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("demo-out"), help="Working folder for the demo."),
+    seed: int = typer.Option(0, help="Random seed."),
+) -> None:
+    """Run the whole path on synthetic flukes and print where the results are."""
+    from flukeid.demo import run_demo
+
+    run_demo(out, seed=seed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: FlukeidError becomes one red line and exit code 1 (a traceback with --debug)."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        result = app(args=args, standalone_mode=False, prog_name="flukeid")
+    except FlukeidError as exc:
+        if "--debug" in args:
+            raise
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return 1
+    except typer.Abort:
+        console.print("aborted")
+        return 130
+    except typer.TyperException as exc:  # usage errors of typer's own click
+        exc.show()  # type: ignore[attr-defined]
+        return int(getattr(exc, "exit_code", 2))
+    code = result if isinstance(result, int) else 0
+    if argv is None:
+        sys.exit(code)
+    return code

@@ -1,0 +1,121 @@
+"""Load a photo-ID catalogue from one of three layouts into one shape.
+
+Layouts:
+- ``kaggle``: ``train.csv`` (Image,Id) + ``train/``; optional ``test/``, ``sample_submission.csv`` and a
+  boxes file (``boxes.csv`` or ``boxes.txt``/``bounding_boxes.txt``...).
+- ``csv``: ``labels.csv`` (Image,Id) + ``images/``.
+- ``folders``: one sub-folder per individual holding its photos.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+import pandas as pd
+
+from flukeid import NEW_WHALE
+from flukeid.errors import CatalogueError
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+BOXES_NAMES = ("boxes.csv", "boxes.txt", "bounding_boxes.csv", "bounding_boxes.txt", "cropping.txt")
+LABEL_COLUMNS = ("Image", "Id")
+
+
+class Layout(StrEnum):
+    KAGGLE = "kaggle"
+    CSV = "csv"
+    FOLDERS = "folders"
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """Labelled photos (``labels``: Image, Id, line, path) and unlabelled test photos (``test``: Image, path).
+
+    ``line`` is the row's line number in ``labels_file`` (None for the folder layout).
+    """
+
+    root: Path
+    layout: Layout
+    labels: pd.DataFrame
+    test: pd.DataFrame
+    labels_file: Path | None = None
+    boxes_file: Path | None = None
+    sample_submission: Path | None = None
+
+    @property
+    def known(self) -> pd.DataFrame:
+        """Labelled rows of named individuals (no ``new_whale``)."""
+        return self.labels[self.labels["Id"] != NEW_WHALE]
+
+
+def is_image(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def read_labels(csv_path: Path, image_dir: Path) -> pd.DataFrame:
+    """Read an ``Image,Id`` CSV; raise CatalogueError naming the file when columns are wrong."""
+    try:
+        frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise CatalogueError(f"{csv_path}: not a readable CSV ({exc})") from exc
+    frame.columns = [str(c).strip() for c in frame.columns]
+    missing = [c for c in LABEL_COLUMNS if c not in frame.columns]
+    if missing:
+        raise CatalogueError(
+            f"{csv_path}: missing column(s) {', '.join(missing)}; "
+            f"expected Image,Id, found {','.join(frame.columns)}"
+        )
+    frame = frame[list(LABEL_COLUMNS)].apply(lambda col: col.str.strip())
+    frame["line"] = frame.index + 2  # header is line 1
+    frame["path"] = [image_dir / name for name in frame["Image"]]
+    return frame.reset_index(drop=True)
+
+
+def list_images(folder: Path) -> pd.DataFrame:
+    """Image files directly inside ``folder`` as (Image, path), sorted by name."""
+    paths = sorted(p for p in folder.iterdir() if is_image(p)) if folder.is_dir() else []
+    return pd.DataFrame({"Image": [p.name for p in paths], "path": paths})
+
+
+def _find_boxes(root: Path) -> Path | None:
+    return next((root / n for n in BOXES_NAMES if (root / n).is_file()), None)
+
+
+def _load_folders(root: Path) -> Catalogue:
+    rows = [
+        {"Image": f"{d.name}/{p.name}", "Id": d.name, "line": None, "path": p}
+        for d in sorted(root.iterdir())
+        if d.is_dir() and not d.name.startswith(".") and d.name not in ("test", "train")
+        for p in sorted(d.iterdir())
+        if is_image(p)
+    ]
+    if not rows:
+        raise CatalogueError(
+            f"{root}: no catalogue found: expected train.csv + train/ (Kaggle), labels.csv + images/, "
+            "or one sub-folder of photos per individual"
+        )
+    labels = pd.DataFrame(rows, columns=["Image", "Id", "line", "path"])
+    return Catalogue(root, Layout.FOLDERS, labels, list_images(root / "test"), boxes_file=_find_boxes(root))
+
+
+def load_catalogue(root: Path) -> Catalogue:
+    """Detect the layout of ``root`` and load it. Row-level problems are left to ``check_catalogue``."""
+    root = Path(root)
+    if not root.is_dir():
+        raise CatalogueError(f"{root}: catalogue folder not found")
+    test = list_images(root / "test")
+    sample = root / "sample_submission.csv"
+    sample_submission = sample if sample.is_file() else None
+    if (root / "train.csv").is_file():
+        labels = read_labels(root / "train.csv", root / "train")
+        return Catalogue(
+            root, Layout.KAGGLE, labels, test, root / "train.csv", _find_boxes(root), sample_submission
+        )
+    if (root / "labels.csv").is_file():
+        labels = read_labels(root / "labels.csv", root / "images")
+        return Catalogue(
+            root, Layout.CSV, labels, test, root / "labels.csv", _find_boxes(root), sample_submission
+        )
+    return _load_folders(root)
