@@ -75,9 +75,7 @@ def test_check_reports_each_bad_row_and_goes_on(kaggle: KaggleFactory) -> None:
     assert "train.csv:7: missing.jpg: file not found" in errors
     assert "train.csv:8: d.jpg: image data is damaged or truncated" in errors
     assert "c.jpg is byte-identical to a.jpg (labelled w_1 there and w_3 here)" in errors
-    assert "train.csv:5: duplicate row for a.jpg (first at line 2)" in "\n".join(
-        messages(report, Severity.WARNING)
-    )
+    assert "train.csv:5: duplicate row for a.jpg (first at line 2)" in "\n".join(messages(report, Severity.WARNING))
     assert not report.fatal
     assert sorted(report.usable_labels()["Image"]) == ["a.jpg", "c.jpg", "e.jpg"]
 
@@ -88,9 +86,7 @@ def test_conflicting_duplicate_row_is_an_error(kaggle: KaggleFactory) -> None:
 
 
 def test_modes_exif_and_pixel_limit(tmp_path: Path, kaggle: KaggleFactory) -> None:
-    root = kaggle(
-        [("g.png", "w_1"), ("r.png", "w_2"), ("k.jpg", "w_3"), ("e.jpg", "w_4"), ("big.png", "w_5")]
-    )
+    root = kaggle([("g.png", "w_1"), ("r.png", "w_2"), ("k.jpg", "w_3"), ("e.jpg", "w_4"), ("big.png", "w_5")])
     write_image(root / "train" / "g.png", 1, mode="L")
     write_image(root / "train" / "r.png", 2, mode="RGBA")
     write_image(root / "train" / "k.jpg", 3, mode="CMYK")

@@ -13,10 +13,7 @@ from flukeid.cli import main
 @pytest.fixture(scope="module")
 def flukes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("synth") / "flukes"
-    assert (
-        main(["synth", str(out), "--individuals", "12", "--photos", "2-4", "--size", "64-96", "--seed", "1"])
-        == 0
-    )
+    assert main(["synth", str(out), "--individuals", "12", "--photos", "2-4", "--size", "64-96", "--seed", "1"]) == 0
     return out
 
 

@@ -71,9 +71,7 @@ def reference_mapk(actual: list[list[str]], predicted: list[list[str]], k: int =
 )
 def test_average_precision_at_5_hand_worked(predicted: list[str], actual: str, expected: float) -> None:
     assert average_precision_at_k(predicted, actual, 5) == pytest.approx(expected)
-    assert average_precision_at_k(predicted, actual, 5) == pytest.approx(
-        reference_apk([actual], predicted, 5)
-    )
+    assert average_precision_at_k(predicted, actual, 5) == pytest.approx(reference_apk([actual], predicted, 5))
 
 
 def test_map_at_5_mixed_batch_is_the_mean() -> None:

@@ -73,11 +73,7 @@ def test_write_split_kaggle_layout(tmp_path: Path) -> None:
     for i in range(6):
         for j in range(3):
             write_image(tmp_path / "src" / f"w_{i}" / f"{j}.jpg", seed=i * 10 + j)
-    rows = [
-        (f"w_{i}/{j}.jpg", f"w_{i}", tmp_path / "src" / f"w_{i}" / f"{j}.jpg")
-        for i in range(6)
-        for j in range(3)
-    ]
+    rows = [(f"w_{i}/{j}.jpg", f"w_{i}", tmp_path / "src" / f"w_{i}" / f"{j}.jpg") for i in range(6) for j in range(3)]
     split = make_split(pd.DataFrame(rows, columns=["Image", "Id", "path"]), "open", seed=1)
     out = tmp_path / "out"
     write_split(split, out, boxes={"w_0/0.jpg": (1.0, 2.0, 10.0, 12.0)})

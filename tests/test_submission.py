@@ -90,9 +90,7 @@ def test_read_answers_defaults_identity_to_id(tmp_path: Path) -> None:
     answers = read_answers(path)
     assert answers.ids == {"a.jpg": "w_1", "b.jpg": NEW_WHALE}
     assert answers.identities == {"a.jpg": "w_1", "b.jpg": "w_9"}
-    assert read_answers(_write(tmp_path / "plain.csv", "Image,Id\na.jpg,w_1\n")).identities == {
-        "a.jpg": "w_1"
-    }
+    assert read_answers(_write(tmp_path / "plain.csv", "Image,Id\na.jpg,w_1\n")).identities == {"a.jpg": "w_1"}
 
 
 @pytest.mark.parametrize(

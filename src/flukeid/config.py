@@ -71,9 +71,7 @@ def from_dict(cls: type[T], values: Mapping[str, Any], where: str = "config") ->
     kwargs = {}
     for key, value in values.items():
         if key not in fields:
-            raise ConfigError(
-                f"{where}: unknown key {key!r}{suggest(key, fields)}; valid keys: {', '.join(fields)}"
-            )
+            raise ConfigError(f"{where}: unknown key {key!r}{suggest(key, fields)}; valid keys: {', '.join(fields)}")
         kwargs[key] = _convert(value, hints[key], f"{where}.{key}")
     return cls(**kwargs)
 

@@ -32,9 +32,7 @@ def _rows(path: Path) -> list[tuple[int, list[str]]]:
                 rows.append((number, [f.strip() for f in fields]))
         header = rows[0][1] if rows else []
         if [h.lower() for h in header] != [c.lower() for c in BOX_COLUMNS]:
-            raise CatalogueError(
-                f"{path}: expected CSV columns {','.join(BOX_COLUMNS)}, found {','.join(header)}"
-            )
+            raise CatalogueError(f"{path}: expected CSV columns {','.join(BOX_COLUMNS)}, found {','.join(header)}")
         return rows[1:]
     return [(n, line.split()) for n, line in enumerate(text, start=1) if line.strip()]
 

@@ -64,8 +64,7 @@ def read_labels(csv_path: Path, image_dir: Path) -> pd.DataFrame:
     missing = [c for c in LABEL_COLUMNS if c not in frame.columns]
     if missing:
         raise CatalogueError(
-            f"{csv_path}: missing column(s) {', '.join(missing)}; "
-            f"expected Image,Id, found {','.join(frame.columns)}"
+            f"{csv_path}: missing column(s) {', '.join(missing)}; expected Image,Id, found {','.join(frame.columns)}"
         )
     frame = frame[list(LABEL_COLUMNS)].apply(lambda col: col.str.strip())
     frame["line"] = frame.index + 2  # header is line 1
@@ -110,12 +109,8 @@ def load_catalogue(root: Path) -> Catalogue:
     sample_submission = sample if sample.is_file() else None
     if (root / "train.csv").is_file():
         labels = read_labels(root / "train.csv", root / "train")
-        return Catalogue(
-            root, Layout.KAGGLE, labels, test, root / "train.csv", _find_boxes(root), sample_submission
-        )
+        return Catalogue(root, Layout.KAGGLE, labels, test, root / "train.csv", _find_boxes(root), sample_submission)
     if (root / "labels.csv").is_file():
         labels = read_labels(root / "labels.csv", root / "images")
-        return Catalogue(
-            root, Layout.CSV, labels, test, root / "labels.csv", _find_boxes(root), sample_submission
-        )
+        return Catalogue(root, Layout.CSV, labels, test, root / "labels.csv", _find_boxes(root), sample_submission)
     return _load_folders(root)

@@ -46,9 +46,7 @@ class CheckReport:
         return labels[keep].reset_index(drop=True)
 
 
-def _inspect_all(
-    paths: list[Path], max_pixels: int, progress: Progress | None
-) -> dict[Path, ImageInfo | str]:
+def _inspect_all(paths: list[Path], max_pixels: int, progress: Progress | None) -> dict[Path, ImageInfo | str]:
     """Inspect images on a small thread pool (PIL releases the GIL while decoding)."""
     results: dict[Path, ImageInfo | str] = {}
 
@@ -124,15 +122,11 @@ def _duplicate_problems(cat: Catalogue, report: CheckReport) -> None:
             severity = Severity.WARNING if same else Severity.ERROR
             detail = "same individual" if same else f"labelled {other_id} there and {row['Id']} here"
             report.problems.append(
-                Problem(
-                    severity, name, f"{row['Image']} is byte-identical to {other} ({detail})", row["line"]
-                )
+                Problem(severity, name, f"{row['Image']} is byte-identical to {other} ({detail})", row["line"])
             )
         else:
             by_hash[info.sha1] = (row["Image"], row["Id"])
-    test_infos = [
-        (img, report.infos[p]) for img, p in zip(cat.test["Image"], cat.test["path"]) if p in report.infos
-    ]
+    test_infos = [(img, report.infos[p]) for img, p in zip(cat.test["Image"], cat.test["path"]) if p in report.infos]
     if not test_infos or usable.empty:
         return
     train_hashes = np.array([report.infos[p].dhash for p in usable["path"]], dtype=np.uint64)
@@ -180,9 +174,7 @@ def _box_problems(cat: Catalogue, report: CheckReport) -> None:
     )
     for image, box in table.boxes.items():
         if image not in sizes:
-            report.problems.append(
-                Problem(Severity.WARNING, cat.boxes_file.name, f"box for unknown image {image}")
-            )
+            report.problems.append(Problem(Severity.WARNING, cat.boxes_file.name, f"box for unknown image {image}"))
         elif (why := box_problem(box, *sizes[image])) is not None:
             report.problems.append(Problem(Severity.ERROR, cat.boxes_file.name, f"{image}: {why}"))
 
@@ -205,9 +197,7 @@ def _unlisted_images(cat: Catalogue) -> list[Problem]:
     ]
 
 
-def check_catalogue(
-    root: Path, max_pixels: int = DEFAULT_MAX_PIXELS, progress: Progress | None = None
-) -> CheckReport:
+def check_catalogue(root: Path, max_pixels: int = DEFAULT_MAX_PIXELS, progress: Progress | None = None) -> CheckReport:
     """Load and validate the catalogue at ``root``. Never raises for bad data: problems go in the report."""
     try:
         cat = load_catalogue(root)
@@ -215,11 +205,7 @@ def check_catalogue(
         return CheckReport(None, [Problem(Severity.FATAL, str(root), str(exc))])
     report = CheckReport(cat)
     _row_problems(cat, report)
-    rows = [
-        (r.Image, r.path, r.line)
-        for i, r in enumerate(cat.labels.itertuples())
-        if i not in report.skipped_rows
-    ]
+    rows = [(r.Image, r.path, r.line) for i, r in enumerate(cat.labels.itertuples()) if i not in report.skipped_rows]
     test_rows = [(f"test/{img}", p, None) for img, p in zip(cat.test["Image"], cat.test["path"])]
     results = _inspect_all([p for _, p, _ in rows + test_rows], max_pixels, progress)
     report.infos = {p: r for p, r in results.items() if isinstance(r, ImageInfo)}

@@ -145,9 +145,7 @@ def write_split(split: Split, out: Path, boxes: Mapping[str, Box] | None = None,
     renamed["test"][["Image", "Id", "Individual", "Source"]].to_csv(out / "answers.csv", index=False)
     frequent = split.train.loc[split.train["Id"] != NEW_WHALE, "Id"].value_counts().index[:top_ids].tolist()
     guess = " ".join([NEW_WHALE, *frequent])
-    pd.DataFrame({"Image": renamed["test"]["Image"], "Id": guess}).to_csv(
-        out / "sample_submission.csv", index=False
-    )
+    pd.DataFrame({"Image": renamed["test"]["Image"], "Id": guess}).to_csv(out / "sample_submission.csv", index=False)
     if boxes:
         rows = [
             (new, *boxes[old])

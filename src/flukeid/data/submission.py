@@ -55,9 +55,7 @@ def _read_rows(
                 continue
             rows.append((reader.line_num, {n: c.strip() for n, c in zip(header, cells, strict=True)}))
     if bad_width:
-        raise SubmissionError(
-            f"{path}: rows need {len(header)} cells ({','.join(header)}): {_examples(bad_width)}"
-        )
+        raise SubmissionError(f"{path}: rows need {len(header)} cells ({','.join(header)}): {_examples(bad_width)}")
     return rows
 
 
@@ -104,9 +102,7 @@ def _check_images(path: Path, images: Collection[str], expected: Collection[str]
         raise SubmissionError(f"{path}: " + "; ".join(problems))
 
 
-def read_submission(
-    path: Path, expected_images: Collection[str] | None = None, k: int = 5
-) -> dict[str, list[str]]:
+def read_submission(path: Path, expected_images: Collection[str] | None = None, k: int = 5) -> dict[str, list[str]]:
     """Labels per image, best first, from a submission CSV with columns Image,Id.
 
     Raises SubmissionError naming the file and the offending lines or images when the header,
@@ -134,9 +130,7 @@ def read_answers(path: Path) -> Answers:
 
 def _check_labels(image: str, labels: Sequence[str]) -> None:
     if isinstance(labels, str):
-        raise SubmissionError(
-            f"labels of image {image!r} must be a list of labels, not the string {labels!r}"
-        )
+        raise SubmissionError(f"labels of image {image!r} must be a list of labels, not the string {labels!r}")
     if not labels:
         raise SubmissionError(f"image {image!r} has no labels; give at least one (e.g. new_whale)")
     for label in labels:

@@ -282,9 +282,7 @@ def sample_individual(rng: np.random.Generator) -> Individual:
         tip_bluntness=u(0.55, 1.0),
         notch_depth=u(0.1, 0.35),
         notch_width=u(0.03, 0.08),
-        notches=tuple(
-            EdgeNotch(u(-0.92, 0.92), u(0.05, 0.3), u(0.01, 0.04)) for _ in range(int(rng.integers(2, 7)))
-        ),
+        notches=tuple(EdgeNotch(u(-0.92, 0.92), u(0.05, 0.3), u(0.01, 0.04)) for _ in range(int(rng.integers(2, 7)))),
         serration=tuple(float(v) for v in rng.random(61) ** 2),
         serration_depth=u(0.01, 0.06),
         margin=u(0.0, 0.06),
@@ -331,9 +329,7 @@ def _plan(cfg: SynthConfig, rng: np.random.Generator) -> list[tuple[int, str, bo
     return entries
 
 
-def _shots(
-    individuals: list[Individual], plan: list[tuple[int, str, bool]], rng: np.random.Generator
-) -> list[_Shot]:
+def _shots(individuals: list[Individual], plan: list[tuple[int, str, bool]], rng: np.random.Generator) -> list[_Shot]:
     """Name every planned photo (unique random 8-hex names) and shuffle the row order."""
     names: list[str] = []
     taken: set[str] = set()

@@ -225,9 +225,7 @@ def _backdrop(rng: np.random.Generator, width: int, height: int, horizon: float)
 # ----------------------------------------------------------------------------- whale
 
 
-def _whale_layers(
-    ind: Individual, pose: _Pose, region: tuple[int, int, int, int]
-) -> tuple[np.ndarray, np.ndarray]:
+def _whale_layers(ind: Individual, pose: _Pose, region: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Coverage and pigment of the whale inside region (x0, y0, x1, y1): two (h, w) float32 in [0, 1]."""
     x0, y0, x1, y1 = region
     ss, shift = SUPERSAMPLE, np.array([x0, y0], dtype=float)
