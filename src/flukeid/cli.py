@@ -165,6 +165,46 @@ def score(
     stdout.print(f"MAP@5 {score_submission(submission, answers):.4f}")
 
 
+@app.command("train")
+def train_command(
+    data: Path = typer.Argument(..., help="Catalogue folder."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="Training YAML (see configs/)."),
+    out: Path = typer.Option(Path("runs/model"), help="Run folder: checkpoints, logs, and model/."),
+    set_: list[str] = typer.Option([], "--set", help="Override a config key: --set loss.name=triplet."),
+    epochs: int | None = typer.Option(None, help="Override epochs."),
+    devices: str | None = typer.Option(None, help="Lightning devices, e.g. 2."),
+    strategy: str | None = typer.Option(None, help="Lightning strategy, e.g. ddp."),
+    resume: bool = typer.Option(True, help="Continue from the run folder's last checkpoint if there is one."),
+    seed: int | None = typer.Option(None, help="Random seed."),
+) -> None:
+    """Train an identity embedding model on a catalogue; writes OUT/model (load with one call)."""
+    import yaml
+
+    from flukeid.config import load_config
+    from flukeid.data.check import check_catalogue
+    from flukeid.train.config import TrainConfig
+    from flukeid.train.engine import train
+
+    overrides = {
+        k: v
+        for k, v in {"epochs": epochs, "devices": devices, "strategy": strategy, "seed": seed}.items()
+        if v is not None
+    }
+    for item in set_:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise FlukeidError(f"--set expects KEY=VALUE, found {item!r}")
+        overrides[key] = yaml.safe_load(value)
+    cfg = load_config(TrainConfig, config, overrides)
+    with progress_bar("checking images") as update:
+        report = check_catalogue(data, progress=update)
+    if report.fatal:
+        raise FlukeidError("; ".join(str(p) for p in report.problems if p.severity == "fatal"))
+    result = train(report.usable_labels(), cfg, out, resume=resume)
+    score = f"validation MAP@5 {result.val_map5:.3f}, " if result.val_map5 is not None else ""
+    stdout.print(f"{score}new_whale threshold {result.threshold}; model: {result.model_dir}")
+
+
 @app.command()
 def demo(
     out: Path = typer.Option(Path("demo-out"), help="Working folder for the demo."),

@@ -1,0 +1,113 @@
+"""A trained model is one directory; every later command loads it with ``load_model``.
+
+Contents: ``model.safetensors`` (embedding model), ``head.safetensors`` (loss parameters such as ArcFace
+weights, when the loss has any), ``model.yaml`` (architecture), ``train.yaml`` (full training config),
+``labels.json`` (class index -> individual), ``threshold.json`` (tuned new_whale threshold + validation
+scores), ``metrics.csv`` (training log).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from flukeid.config import load_config, save_config
+from flukeid.errors import FlukeidError
+from flukeid.models.backbones import create_backbone
+from flukeid.models.head import EmbeddingModel
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The architecture: enough to rebuild the network before loading its weights."""
+
+    backbone: str = "efficientnet_lite0"
+    pretrained: bool = True
+    embedding_dim: int = 512
+    dropout: float = 0.0
+    image_size: tuple[int, int] | None = None  # (height, width); None: the backbone's own
+
+
+@dataclass
+class Artifact:
+    """A loaded model directory."""
+
+    path: Path
+    model: EmbeddingModel
+    config: ModelConfig
+    labels: list[str]
+    threshold: float | None
+    model_id: str
+    extra: dict[str, Any] = field(default_factory=dict)
+    head_state: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return self.config.image_size or self.model.backbone.spec.input_size
+
+
+def build_model(cfg: ModelConfig, pretrained: bool | None = None) -> EmbeddingModel:
+    backbone = create_backbone(cfg.backbone, cfg.pretrained if pretrained is None else pretrained)
+    return EmbeddingModel(backbone, cfg.embedding_dim, cfg.dropout)
+
+
+def save_model(
+    path: Path,
+    model: EmbeddingModel,
+    cfg: ModelConfig,
+    labels: list[str],
+    threshold: float | None,
+    extra: dict[str, Any] | None = None,
+    head_state: dict[str, torch.Tensor] | None = None,
+    files: dict[str, Path] | None = None,
+) -> Path:
+    """Write the model directory atomically (a temporary sibling renamed into place)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, tmp / "model.safetensors")
+    if head_state:
+        save_file({k: v.detach().cpu().contiguous() for k, v in head_state.items()}, tmp / "head.safetensors")
+    save_config(cfg, tmp / "model.yaml")
+    (tmp / "labels.json").write_text(json.dumps(labels))
+    (tmp / "threshold.json").write_text(json.dumps({"threshold": threshold, **(extra or {})}, indent=2))
+    for name, source in (files or {}).items():
+        if source.is_file():
+            shutil.copy2(source, tmp / name)
+    if path.exists():
+        shutil.rmtree(path)
+    os.replace(tmp, path)
+    return path
+
+
+def load_model(path: Path, device: str | torch.device = "cpu") -> Artifact:
+    """Load a model directory written by ``save_model`` (no network: the weights are in the directory)."""
+    path = Path(path)
+    weights = path / "model.safetensors"
+    if not weights.is_file():
+        raise FlukeidError(f"{path}: not a flukeid model directory (no model.safetensors)")
+    cfg = load_config(ModelConfig, path / "model.yaml")
+    model = build_model(cfg, pretrained=False)
+    model.load_state_dict(load_file(weights))
+    model.to(device).eval()
+    info = json.loads((path / "threshold.json").read_text()) if (path / "threshold.json").is_file() else {}
+    head = path / "head.safetensors"
+    return Artifact(
+        path=path,
+        model=model,
+        config=cfg,
+        labels=json.loads((path / "labels.json").read_text()),
+        threshold=info.pop("threshold", None),
+        model_id=hashlib.sha1(weights.read_bytes()).hexdigest()[:16],
+        extra=info,
+        head_state=load_file(head) if head.is_file() else {},
+    )

@@ -1,0 +1,1 @@
+"""Training stage: identity losses, the Lightning module and the training loop."""
