@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from flukeid.cli_identify import register as register_identify
 from flukeid.data.images import DEFAULT_MAX_PIXELS
 from flukeid.errors import FlukeidError
 from flukeid.progress import console, progress_bar, setup_logging, stdout
@@ -214,6 +215,9 @@ def demo(
     from flukeid.demo import run_demo
 
     run_demo(out, seed=seed)
+
+
+register_identify(app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,9 +45,7 @@ def map_at_k(predictions: Sequence[Sequence[str]], actuals: Sequence[str], k: in
     _check_lengths(predictions, actuals, "predictions and actuals")
     if not actuals:
         raise ValueError("map_at_k needs at least one query, got none")
-    return float(
-        np.mean([average_precision_at_k(p, a, k) for p, a in zip(predictions, actuals, strict=True)])
-    )
+    return float(np.mean([average_precision_at_k(p, a, k) for p, a in zip(predictions, actuals, strict=True)]))
 
 
 def top_k_accuracy(
@@ -65,9 +63,7 @@ def top_k_accuracy(
     _check_lengths(predictions, actuals, "predictions and actuals")
     if not actuals:
         raise ValueError("top_k_accuracy needs at least one query, got none")
-    hits = [
-        a in p[:k] for p, a in zip(predictions, actuals, strict=True) if not (known_only and a == NEW_WHALE)
-    ]
+    hits = [a in p[:k] for p, a in zip(predictions, actuals, strict=True) if not (known_only and a == NEW_WHALE)]
     return float(np.mean(hits)) if hits else float("nan")
 
 

@@ -22,6 +22,7 @@ class Evaluation:
     oracle_map5: float  # MAP@5 with the threshold tuned on these very queries (an upper bound, for reference)
     rankings: list[Ranking]
     table: ScoreTable
+    truths: list[str]  # the answer for each row of ``table``
 
 
 def score_queries(gallery: Embeddings, gallery_ids: list[str], queries: Embeddings) -> ScoreTable:
@@ -33,7 +34,7 @@ def evaluate_table(table: ScoreTable, truths: list[str], identities: list[str], 
     rankings = rank(table, k=5, threshold=threshold)
     scores = open_set_scores([r.ids for r in rankings], truths, identities, novelty_scores(table))
     oracle = tune_threshold(table, truths).map5 if len(truths) else float("nan")
-    return Evaluation(scores, threshold, oracle, rankings, table)
+    return Evaluation(scores, threshold, oracle, rankings, table, list(truths))
 
 
 def evaluate_split(

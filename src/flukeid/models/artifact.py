@@ -32,7 +32,7 @@ class ModelConfig:
 
     backbone: str = "efficientnet_lite0"
     pretrained: bool = True
-    embedding_dim: int = 512
+    embedding_dim: int | None = 512  # None: pooled backbone features, no neck
     dropout: float = 0.0
     image_size: tuple[int, int] | None = None  # (height, width); None: the backbone's own
 

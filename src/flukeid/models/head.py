@@ -23,16 +23,22 @@ class GeM(nn.Module):
 
 
 class EmbeddingModel(nn.Module):
-    """Backbone + GeM + (dropout, Linear, BatchNorm) neck: images (B,3,H,W) -> unit vectors (B, dim)."""
+    """Backbone + GeM + (dropout, Linear, BatchNorm) neck: images (B,3,H,W) -> unit vectors (B, dim).
 
-    def __init__(self, backbone: Backbone, dim: int = 512, dropout: float = 0.0):
+    ``dim=None`` keeps the pooled backbone features (no neck): frozen ImageNet features for retrieval.
+    """
+
+    def __init__(self, backbone: Backbone, dim: int | None = 512, dropout: float = 0.0):
         super().__init__()
         self.backbone = backbone
         self.pool = GeM()
-        self.neck = nn.Sequential(
-            nn.Dropout(dropout), nn.Linear(backbone.spec.num_features, dim, bias=False), nn.BatchNorm1d(dim)
+        features = backbone.spec.num_features
+        self.neck: nn.Module = (
+            nn.Sequential(nn.Dropout(dropout), nn.Linear(features, dim, bias=False), nn.BatchNorm1d(dim))
+            if dim
+            else nn.Identity()
         )
-        self.dim = dim
+        self.dim = dim or features
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
         """Pooled backbone features (B, C) before the neck."""

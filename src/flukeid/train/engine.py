@@ -24,6 +24,7 @@ from flukeid.data.sampler import IdentityBatchSampler
 from flukeid.data.splits import Split, make_split
 from flukeid.data.transforms import build_transform
 from flukeid.errors import FlukeidError
+from flukeid.identify.tune import write_tuning
 from flukeid.models.artifact import ModelConfig, build_model, save_model
 from flukeid.models.head import EmbeddingModel
 from flukeid.train.config import TrainConfig
@@ -126,7 +127,7 @@ def train(labels: pd.DataFrame, cfg: TrainConfig, out: Path, resume: bool = True
     split = make_split(labels, "open", cfg.seed, cfg.val_query_share, cfg.val_unknown_share)
     rows = encode_labels(split.train, cfg.flip_as_new_id)
     model = build_model(cfg.model)
-    loss = build_loss(cfg.loss, len(rows.classes), cfg.model.embedding_dim)
+    loss = build_loss(cfg.loss, len(rows.classes), model.dim)
     train_loader, val_loader, val_set = _loaders(split, rows, cfg, model)
     module = IdentityModule(model, loss, cfg.optim, val_set)
     checkpoints = _prepare_run_folder(out, cfg, resume)
@@ -205,6 +206,8 @@ def _export(
         head_state=dict(module.loss.state_dict()),
         files={"metrics.csv": out / "logs" / "metrics.csv", "validation.npz": out / "validation.npz"},
     )
+    if result is not None:
+        write_tuning(model_dir, result.table, result.truths)
     return TrainResult(
         model_dir,
         result.map5 if result else None,

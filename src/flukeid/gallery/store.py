@@ -1,0 +1,417 @@
+"""A gallery of catalogue photos on disk: SQLite holds the truth, a FAISS index (a rebuildable cache) searches it.
+
+Layout of a gallery folder:
+    gallery.sqlite   photos(id, image, individual, path, sha1, vector) and info(key, value): model_id, dim,
+                     index kind and a version counter that every write increments, in the same transaction
+    index.faiss      the index of that version, index.version naming it; rebuilt on open when missing or stale
+
+Every write is one SQLite transaction, so a crash mid-write leaves the previous gallery intact; a crash after the
+commit but before the index is written leaves a stale index file, noticed and rebuilt on the next open.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from flukeid import NEW_WHALE
+from flukeid.errors import FlukeidError
+from flukeid.gallery.index import (
+    INDEX_KINDS,
+    PhotoHits,
+    Searchable,
+    SearchSettings,
+    build_index,
+    load_index,
+    save_index,
+)
+from flukeid.identify.ranking import AGGREGATES, ScoreTable, individual_centroids
+
+log = logging.getLogger(__name__)
+
+DATABASE_FILE = "gallery.sqlite"
+FORMAT = "1"
+"""Layout version of gallery.sqlite, stored in info so a later flukeid can migrate or refuse old galleries."""
+
+_CHUNK = 500  # names per `IN (...)` query, well under SQLite's limit on bound parameters
+_SCHEMA = """
+CREATE TABLE photos (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, image TEXT NOT NULL UNIQUE, individual TEXT NOT NULL,
+    path TEXT, sha1 TEXT, vector BLOB NOT NULL
+);
+CREATE INDEX photos_individual ON photos (individual);
+CREATE TABLE info (key TEXT PRIMARY KEY, value TEXT);
+"""
+_INSERT = "INSERT INTO photos (id, image, individual, path, sha1, vector) VALUES (?, ?, ?, ?, ?, ?)"
+
+
+@dataclass(frozen=True)
+class Photo:
+    """One catalogue photo: its gallery id, image name (unique), individual, source path and content sha1."""
+
+    id: int
+    image: str
+    individual: str
+    path: str | None
+    sha1: str | None = None
+
+
+def _photo_row(
+    photo_id: int, image: str, individual: str, path: str | None, sha1: str | None, vector: np.ndarray
+) -> tuple:
+    """One row of the photos table; the vector stored as little-endian float32 bytes."""
+    return photo_id, image, individual, path, sha1, vector.astype("<f4").tobytes()
+
+
+def _version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT value FROM info WHERE key = 'version'").fetchone()[0])
+
+
+def _bump_version(conn: sqlite3.Connection) -> int:
+    conn.execute("UPDATE info SET value = CAST(value AS INTEGER) + 1 WHERE key = 'version'")
+    return _version(conn)
+
+
+def _read_labels(conn: sqlite3.Connection) -> tuple[np.ndarray, list[str]]:
+    rows = conn.execute("SELECT id, individual FROM photos ORDER BY id").fetchall()
+    return np.array([row[0] for row in rows], dtype=np.int64), [row[1] for row in rows]
+
+
+def _chunks(items: Sequence[str]) -> Iterator[list[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield list(items[start : start + _CHUNK])
+
+
+def _some(names: Sequence[str], shown: int = 5) -> str:
+    listed = ", ".join(repr(name) for name in list(names)[:shown])
+    return listed + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
+def _check_names(images: Sequence[str], individuals: Sequence[str], n: int) -> None:
+    if len(images) != n or len(individuals) != n:
+        raise FlukeidError(f"got {n} vectors, {len(images)} images and {len(individuals)} individuals; need one each")
+    empty = [i for i, (a, b) in enumerate(zip(images, individuals)) if not a or not b]
+    if empty:
+        raise FlukeidError(f"photo {empty[0]} has an empty image or individual name; every photo needs both")
+    repeated = [name for name, count in Counter(images).items() if count > 1]
+    if repeated:
+        raise FlukeidError(f"images {_some(repeated)} appear more than once in this batch; each image once only")
+
+
+def _check_new_folder(path: Path) -> None:
+    if path.exists() and not path.is_dir():
+        raise FlukeidError(f"{path} is a file; a gallery is a folder: give a new or empty folder")
+    if (path / DATABASE_FILE).exists():
+        raise FlukeidError(f"{path} already holds a flukeid gallery: open it, or delete the folder to start again")
+    if path.exists() and any(path.iterdir()):
+        raise FlukeidError(f"{path} is not empty; give a new or empty folder for the gallery")
+
+
+class Gallery:
+    """Catalogue photos with their unit embeddings (dim,), searchable by inner product (cosine similarity).
+
+    Make one with `Gallery.create`, or load one with `Gallery.open`. Reads see other processes' writes (the index
+    is reloaded when the database version moves); methods are safe to call from several threads.
+    """
+
+    def __init__(self, path: Path, info: dict[str, str], settings: SearchSettings | None = None) -> None:
+        """Use `Gallery.create` or `Gallery.open`; `info` is the info table of gallery.sqlite."""
+        self.path = Path(path)
+        self.model_id = info["model_id"]
+        self.dim = int(info["dim"])
+        self.index_kind = info["index"]
+        self.settings = settings or SearchSettings()
+        self._database = self.path / DATABASE_FILE
+        self._lock = threading.RLock()
+        self._state: Searchable | None = None
+
+    def __repr__(self) -> str:
+        return f"Gallery({str(self.path)!r}, model_id={self.model_id!r}, dim={self.dim}, index={self.index_kind!r})"
+
+    @classmethod
+    def create(
+        cls, path: Path, model_id: str, dim: int, index: str = "flat", settings: SearchSettings | None = None
+    ) -> Gallery:
+        """A new empty gallery in `path` (a new or empty folder) for `dim`-dimensional embeddings of `model_id`."""
+        path = Path(path)
+        if index not in INDEX_KINDS:
+            raise FlukeidError(f"unknown index kind {index!r}; expected one of {', '.join(INDEX_KINDS)}")
+        if dim < 1 or not model_id:
+            raise FlukeidError(f"a gallery needs a model id and dim >= 1, got model {model_id!r} and dim {dim}")
+        _check_new_folder(path)
+        path.mkdir(parents=True, exist_ok=True)
+        temporary = path / f".{DATABASE_FILE}.creating"
+        temporary.unlink(missing_ok=True)
+        info = {"format": FORMAT, "model_id": model_id, "dim": str(dim), "index": index, "version": "0"}
+        conn = sqlite3.connect(temporary)
+        try:
+            conn.executescript(_SCHEMA)
+            conn.executemany("INSERT INTO info (key, value) VALUES (?, ?)", info.items())
+            conn.commit()
+            conn.execute("PRAGMA journal_mode=WAL")
+        finally:
+            conn.close()
+        os.replace(temporary, path / DATABASE_FILE)  # the gallery appears whole or not at all
+        return cls.open(path, settings)
+
+    @classmethod
+    def open(cls, path: Path, settings: SearchSettings | None = None) -> Gallery:
+        """The gallery in folder `path`; its index is rebuilt from the database if missing or stale."""
+        path = Path(path)
+        database = path / DATABASE_FILE
+        if not database.is_file():
+            raise FlukeidError(f"{path}: not a flukeid gallery (no {DATABASE_FILE}); create one first")
+        try:
+            conn = sqlite3.connect(f"{database.resolve().as_uri()}?mode=rw", uri=True)
+            try:
+                info = dict(conn.execute("SELECT key, value FROM info").fetchall())
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError as exc:
+            raise FlukeidError(f"{path}: not a flukeid gallery ({database}: {exc})") from exc
+        missing = {"format", "model_id", "dim", "index", "version"} - info.keys()
+        if missing:
+            raise FlukeidError(f"{path}: not a flukeid gallery ({database} lacks {', '.join(sorted(missing))})")
+        if info["format"] != FORMAT:
+            raise FlukeidError(f"{database} has layout {info['format']}; this flukeid reads {FORMAT}: rebuild it")
+        gallery = cls(path, info, settings)
+        gallery._current()
+        return gallery
+
+    # -- database access ---------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self, write: bool = False) -> Iterator[sqlite3.Connection]:
+        """One transaction on a fresh connection: committed when the block ends, rolled back if it raises."""
+        try:
+            conn = sqlite3.connect(f"{self._database.resolve().as_uri()}?mode=rw", uri=True, timeout=30)
+        except sqlite3.Error as exc:
+            raise FlukeidError(f"{self._database}: cannot open the gallery database ({exc})") from exc
+        conn.isolation_level = None  # transactions are begun and ended below, explicitly
+        try:
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise FlukeidError(f"{self._database}: {exc}") from exc
+        finally:
+            conn.close()
+
+    def _read_vectors(self, conn: sqlite3.Connection) -> np.ndarray:
+        rows = conn.execute("SELECT id, vector FROM photos ORDER BY id").fetchall()
+        for photo_id, blob in rows:
+            if len(blob) != 4 * self.dim:
+                raise FlukeidError(
+                    f"{self._database}: photo {photo_id} has {len(blob) // 4} values, expected {self.dim}; "
+                    "the gallery is damaged: rebuild it"
+                )
+        return np.frombuffer(b"".join(row[1] for row in rows), dtype="<f4").reshape(-1, self.dim).astype(np.float32)
+
+    def _current(self, rebuild: bool = False) -> Searchable:
+        """The searchable state of the database's current version, loading or rebuilding the index if it moved
+        (or rebuilding it anyway)."""
+        with self._lock:
+            with self._transaction() as conn:
+                version = _version(conn)
+                if not rebuild and self._state is not None and self._state.version == version:
+                    return self._state
+                ids, names = _read_labels(conn)
+                index = None if rebuild else load_index(self.path, version, len(ids), self.dim)
+                vectors = self._read_vectors(conn) if index is None else None
+            if vectors is not None:
+                index = build_index(self.index_kind, vectors, ids)
+            self._state = Searchable.of(version, index, ids, names)
+            if vectors is not None:
+                self._save_index(self._state)
+            return self._state
+
+    def _save_index(self, state: Searchable) -> None:
+        try:
+            save_index(self.path, state.index, state.version)
+        except OSError as exc:
+            log.warning(
+                "%s: cannot write the index file (%s); it is rebuilt when the gallery is opened", self.path, exc
+            )
+
+    def _after_write(self, version: int, update: Callable[[Searchable, int], Searchable | None]) -> None:
+        """Bring the in-memory index to `version`: in place when it was at the version before and `update`
+        can do it, else by rebuilding from the database; then write the index file."""
+        state, self._state = self._state, None  # nothing half-updated survives an error below
+        updated = update(state, version) if state is not None and state.version == version - 1 else None
+        if updated is None:
+            self._current(rebuild=True)
+        else:
+            self._state = updated
+            self._save_index(updated)
+
+    def rebuild_index(self) -> None:
+        """Rebuild the index from the database (e.g. to retrain an "ivf" index after the gallery has grown)."""
+        self._current(rebuild=True)
+
+    # -- reading -----------------------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        with self._transaction() as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM photos").fetchone()[0])
+
+    def individuals(self) -> list[str]:
+        """Names of the individuals with photos, sorted; never `new_whale`."""
+        with self._transaction() as conn:
+            rows = conn.execute("SELECT DISTINCT individual FROM photos WHERE individual != ?", (NEW_WHALE,))
+            return sorted(row[0] for row in rows)
+
+    def photos(self, individual: str | None = None) -> list[Photo]:
+        """The photos (of one individual, or all), in id order: row i of `all_vectors()` is photos()[i]."""
+        query = "SELECT id, image, individual, path, sha1 FROM photos"
+        where, args = (" WHERE individual = ?", (individual,)) if individual is not None else ("", ())
+        with self._transaction() as conn:
+            return [Photo(*row) for row in conn.execute(query + where + " ORDER BY id", args)]
+
+    def all_vectors(self) -> np.ndarray:
+        """The unit embeddings (G, dim) float32 of all photos, in id order (as `photos()`)."""
+        with self._transaction() as conn:
+            return self._read_vectors(conn)
+
+    def check_model(self, model_id: str) -> None:
+        """Refuse to mix embeddings of different models: raise unless the gallery was built with `model_id`."""
+        if model_id != self.model_id:
+            raise FlukeidError(
+                f"gallery {self.path} was built with model {self.model_id}; this is model {model_id}: "
+                "rebuild the gallery with `flukeid gallery build`"
+            )
+
+    # -- writing -----------------------------------------------------------------------------------------------
+
+    def _unit(self, vectors: np.ndarray, what: str, allow_zero: bool = False) -> np.ndarray:
+        """Rows (N, dim) as unit-length float32, after checking shape and values."""
+        array = np.asarray(vectors)
+        if array.ndim != 2 or array.shape[1] != self.dim:
+            raise FlukeidError(
+                f"{what} must have shape (N, {self.dim}) for gallery {self.path} (model {self.model_id}), "
+                f"got {array.shape}; embed them with that model"
+            )
+        array = array.astype(np.float64)
+        if not np.isfinite(array).all():
+            bad = np.flatnonzero(~np.isfinite(array).all(axis=1))[0]
+            raise FlukeidError(f"{what} row {bad} holds NaN or infinite values; check the embedding of that photo")
+        norms = np.linalg.norm(array, axis=1, keepdims=True)
+        if not allow_zero and (norms == 0).any():
+            raise FlukeidError(f"{what} row {np.flatnonzero(norms == 0)[0]} is all zeros; it has no direction")
+        return np.divide(array, norms, out=np.zeros_like(array), where=norms > 0).astype(np.float32)
+
+    def _refuse_enrolled(self, conn: sqlite3.Connection, images: Sequence[str]) -> None:
+        enrolled: list[str] = []
+        for chunk in _chunks(images):
+            marks = ", ".join("?" * len(chunk))
+            enrolled += [row[0] for row in conn.execute(f"SELECT image FROM photos WHERE image IN ({marks})", chunk)]
+        if enrolled:
+            raise FlukeidError(
+                f"gallery {self.path} already holds images {_some(enrolled)}; nothing was added: "
+                "remove them first (Gallery.remove(images=...)) to enrol them again"
+            )
+
+    def add(
+        self,
+        images: Sequence[str],
+        individuals: Sequence[str],
+        vectors: np.ndarray,
+        paths: Sequence[str | None] | None = None,
+        sha1s: Sequence[str | None] | None = None,
+    ) -> list[int]:
+        """Enrol photos (image names unique in the gallery) with embeddings (N, dim), re-normalised; one
+        transaction, all or nothing. `new_whale` photos are stored but never score as an individual.
+        Returns the new photo ids (N,), never reused after removal."""
+        unit = self._unit(vectors, "vectors")
+        n = len(unit)
+        paths = [None] * n if paths is None else list(paths)
+        sha1s = [None] * n if sha1s is None else list(sha1s)
+        _check_names(images, individuals, n)
+        if len(paths) != n or len(sha1s) != n:
+            raise FlukeidError(f"got {n} vectors, {len(paths)} paths and {len(sha1s)} sha1s; need one each")
+        if n == 0:
+            return []
+        with self._lock:
+            with self._transaction(write=True) as conn:
+                self._refuse_enrolled(conn, images)
+                last = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'photos'").fetchone()
+                ids = np.arange(1, n + 1, dtype=np.int64) + (last[0] if last else 0)
+                rows = zip(ids.tolist(), images, individuals, paths, sha1s, unit)
+                conn.executemany(_INSERT, (_photo_row(*row) for row in rows))
+                version = _bump_version(conn)
+            self._after_write(
+                version, lambda state, v: state.with_added(self.index_kind, v, ids, list(individuals), unit)
+            )
+        return ids.tolist()
+
+    def _ids_to_remove(self, conn: sqlite3.Connection, individual: str | None, images: Sequence[str]) -> list[int]:
+        ids: list[int] = []
+        if individual is not None:
+            ids += [row[0] for row in conn.execute("SELECT id FROM photos WHERE individual = ?", (individual,))]
+            if not ids:
+                raise FlukeidError(f"gallery {self.path} has no photos of {individual!r}; nothing was removed")
+        found: dict[str, int] = {}
+        for chunk in _chunks(images):
+            marks = ", ".join("?" * len(chunk))
+            found.update(conn.execute(f"SELECT image, id FROM photos WHERE image IN ({marks})", chunk).fetchall())
+        unknown = [image for image in images if image not in found]
+        if unknown:
+            raise FlukeidError(f"gallery {self.path} has no images {_some(unknown)}; nothing was removed")
+        return sorted(set(ids) | set(found.values()))
+
+    def remove(self, individual: str | None = None, images: Sequence[str] | None = None) -> int:
+        """Remove all photos of `individual` and/or the named images, in one transaction; returns how many.
+        An unknown individual or image raises and removes nothing."""
+        if individual is None and images is None:
+            raise FlukeidError("Gallery.remove needs an individual or images; nothing was removed")
+        with self._lock:
+            with self._transaction(write=True) as conn:
+                ids = self._ids_to_remove(conn, individual, list(images or []))
+                conn.executemany("DELETE FROM photos WHERE id = ?", ((i,) for i in ids))
+                version = _bump_version(conn) if ids else None
+            if version is not None:
+                self._after_write(version, lambda state, v: state.with_removed(v, np.array(ids, np.int64)))
+        return len(ids)
+
+    # -- searching ---------------------------------------------------------------------------------------------
+
+    def search(self, queries: np.ndarray, k: int = 100) -> PhotoHits:
+        """The k photos most similar to each query (Q, dim) (re-normalised), best first."""
+        unit = self._unit(queries, "queries", allow_zero=True)
+        with self._lock:
+            return self._current().search(unit, k, self.settings)
+
+    def score_table(self, queries: np.ndarray, k: int = 200, aggregate: str = "max") -> ScoreTable:
+        """Per-individual scores (Q, I) over all the gallery's individuals (sorted), from each query's k best
+        photos: "max" takes an individual's best hit, "mean" the mean of its photos among the hits. Individuals
+        with no photo among the hits score -1 (the lowest cosine); `new_whale` photos are left out."""
+        if aggregate not in AGGREGATES:
+            raise ValueError(f"unknown aggregate {aggregate!r}; expected one of {', '.join(AGGREGATES)}")
+        unit = self._unit(queries, "queries", allow_zero=True)
+        with self._lock:
+            state = self._current()
+            hits = state.search(unit, k, self.settings)
+        return state.score_table(hits, aggregate)
+
+    def centroid_table(self, queries: np.ndarray) -> ScoreTable:
+        """Cosine (Q, I) of each query to each individual's centroid: the unit mean of its unit embeddings."""
+        unit = self._unit(queries, "queries", allow_zero=True)
+        with self._transaction() as conn:
+            _, names = _read_labels(conn)
+            vectors = self._read_vectors(conn)
+        centroids = individual_centroids(vectors, names)
+        return ScoreTable(centroids.individuals, (unit @ centroids.vectors.T).astype(np.float32))

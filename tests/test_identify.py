@@ -1,0 +1,138 @@
+"""Identify on CPU with a tiny untrained model: the mechanics (embed, gallery, rank, outputs) not accuracy."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import write_image
+
+from flukeid import NEW_WHALE
+from flukeid.cli import main
+from flukeid.data.submission import score_submission
+from flukeid.data.synth import SynthConfig, generate
+from flukeid.embed import embed_paths
+from flukeid.errors import FlukeidError
+from flukeid.gallery import Gallery
+from flukeid.identify.cluster import cluster_embeddings
+from flukeid.identify.ensemble import combine, fit_ensemble
+from flukeid.identify.predict import identify, write_outputs
+from flukeid.identify.ranking import ScoreTable, tune_threshold
+from flukeid.models.artifact import ModelConfig, build_model, load_model, save_model
+
+TINY = ModelConfig(backbone="timm/test_efficientnet", pretrained=False, embedding_dim=32, image_size=(48, 96))
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("identify")
+    generate(root / "cat", SynthConfig(individuals=10, photos=(2, 3), size=(64, 96), seed=5, train_new_whale=0.0))
+    save_model(root / "model", build_model(TINY).eval(), TINY, labels=[], threshold=0.9)
+    other = ModelConfig(backbone="timm/test_efficientnet", pretrained=False, embedding_dim=16, image_size=(48, 96))
+    save_model(root / "other", build_model(other).eval(), other, labels=[], threshold=0.9)
+    assert main(["gallery", "build", str(root / "model"), str(root / "cat"), "--out", str(root / "gallery")]) == 0
+    return {
+        "root": root,
+        "cat": root / "cat",
+        "model": root / "model",
+        "other": root / "other",
+        "gallery": root / "gallery",
+    }
+
+
+def test_gallery_holds_the_catalogue(world: dict[str, Path]) -> None:
+    labels = pd.read_csv(world["cat"] / "train.csv")
+    gallery = Gallery.open(world["gallery"])
+    assert len(gallery) == len(labels)
+    assert gallery.individuals() == sorted(set(labels["Id"]) - {NEW_WHALE})
+
+
+def test_enroll_then_identify_finds_the_new_individual_and_remove_forgets_it(
+    world: dict[str, Path], tmp_path: Path
+) -> None:
+    gallery = tmp_path / "g"
+    shutil.copytree(world["gallery"], gallery)
+    photo = sorted((world["cat"] / "test").iterdir())[0]
+    artifact = load_model(world["model"])
+    assert main(["enroll", str(gallery), str(photo), "--id", "w_newcomer"]) == 0
+    [found] = identify(artifact, Gallery.open(gallery), [photo], threshold=0.5)
+    assert found.ranking.ids[0] == "w_newcomer" and found.ranking.scores[0] == pytest.approx(1.0, abs=1e-4)
+    assert main(["remove", str(gallery), "--id", "w_newcomer"]) == 0
+    [after] = identify(artifact, Gallery.open(gallery), [photo], threshold=0.5)
+    assert "w_newcomer" not in after.ranking.ids
+
+
+def test_identify_cli_writes_a_submission_that_scores(world: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert (
+        main(["identify", str(world["model"]), str(world["gallery"]), str(world["cat"] / "test"), "--out", str(out)])
+        == 0
+    )
+    score = score_submission(out / "submission.csv", world["cat"] / "answers.csv")
+    assert 0.0 <= score <= 1.0
+    lines = pd.read_json(out / "predictions.jsonl", lines=True)
+    assert len(lines) == len(pd.read_csv(world["cat"] / "answers.csv"))
+    assert (out / "report.html").read_text().count("<img") > len(lines)
+
+
+def test_unreadable_photos_are_reported_not_fatal(world: dict[str, Path], tmp_path: Path) -> None:
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not really a jpeg")
+    good = write_image(tmp_path / "good.jpg", seed=1, size=(96, 64))
+    results = identify(load_model(world["model"]), Gallery.open(world["gallery"]), [broken, good])
+    assert results[0].error and "broken.jpg" in results[0].error and results[0].ranking.ids == [NEW_WHALE]
+    assert results[1].error is None and len(results[1].ranking.ids) == 5
+    paths = write_outputs(results, tmp_path / "o")
+    assert "not a readable image" in paths["jsonl"].read_text()
+
+
+def test_gallery_refuses_another_model_and_empty_gallery_answers_new_whale(
+    world: dict[str, Path], tmp_path: Path
+) -> None:
+    other = load_model(world["other"])
+    photo = sorted((world["cat"] / "test").iterdir())[0]
+    with pytest.raises(FlukeidError, match="was built with model"):
+        identify(other, Gallery.open(world["gallery"]), [photo])
+    artifact = load_model(world["model"])
+    empty = Gallery.create(tmp_path / "empty", artifact.model_id, artifact.model.dim)
+    [answer] = identify(artifact, empty, [photo])
+    assert answer.ranking.ids == [NEW_WHALE]
+
+
+def test_verify_and_cluster(world: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    photo = sorted((world["cat"] / "test").iterdir())[0]
+    copy = tmp_path / "copy.jpg"
+    shutil.copy(photo, copy)
+    assert main(["verify", str(world["model"]), str(photo), str(copy)]) == 0
+    assert "same individual: cosine 1.0000" in capsys.readouterr().out
+    vectors = embed_paths(load_model(world["model"]), [photo, copy, *sorted((world["cat"] / "train").iterdir())[:4]])
+    labels = cluster_embeddings(vectors.vectors, threshold=0.9999)
+    assert labels[0] == labels[1] and len(set(labels)) >= 2
+    assert cluster_embeddings(np.zeros((0, 4)), 0.5) == []
+    assert main(["cluster", str(world["model"]), str(tmp_path), "--out", str(tmp_path / "c.csv")]) == 0
+    assert list(pd.read_csv(tmp_path / "c.csv")["Cluster"]) == [0]
+
+
+def test_ensemble_is_at_least_as_good_as_each_model() -> None:
+    rng = np.random.default_rng(0)
+    names = [f"w_{i}" for i in range(12)]
+    truths = [names[i % 12] for i in range(30)] + [NEW_WHALE] * 10
+    tables = []
+    for noise in (0.6, 0.7):
+        scores = rng.normal(0.2, noise, size=(40, 12))
+        for q, truth in enumerate(truths):
+            if truth != NEW_WHALE:
+                scores[q, names.index(truth)] += 0.8
+        tables.append(ScoreTable(names, scores.astype(np.float32)))
+    fit = fit_ensemble(tables, truths)
+    singles = [tune_threshold(t, truths).map5 for t in tables]
+    assert fit.map5 >= max(singles)
+    assert combine(tables, fit.weights).scores.shape == (40, 12)
+    half = ScoreTable(names[:6], tables[0].scores[:, :6])
+    mixed = combine([half, tables[1]])
+    assert mixed.individuals == sorted(names)
+    column = mixed.individuals.index("w_7")  # missing from `half`: it counts as the lowest cosine there
+    assert np.allclose(mixed.scores[:, column], 0.5 * -1.0 + 0.5 * tables[1].scores[:, 7], atol=1e-6)
