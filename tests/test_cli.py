@@ -59,3 +59,21 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
     for command in ("synth", "check", "stats", "split", "score", "demo"):
         assert main([command, "--help"]) == 0
         assert "Usage" in capsys.readouterr().out
+
+
+def test_demo_runs_the_whole_path_quickly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--quick"]) == 0
+    printed = capsys.readouterr().out
+    assert "MAP@5" in printed and "baseline" in printed
+    assert (tmp_path / "demo" / "results" / "submission.csv").is_file()
+    assert (tmp_path / "demo" / "results" / "report.html").is_file()
+    assert (
+        main(
+            [
+                "score",
+                str(tmp_path / "demo" / "results" / "submission.csv"),
+                str(tmp_path / "demo" / "flukes" / "answers.csv"),
+            ]
+        )
+        == 0
+    )

@@ -210,11 +210,12 @@ def train_command(
 def demo(
     out: Path = typer.Option(Path("demo-out"), help="Working folder for the demo."),
     seed: int = typer.Option(0, help="Random seed."),
+    quick: bool = typer.Option(False, help="A tiny untrained-size run in seconds (for tests)."),
 ) -> None:
-    """Run the whole path on synthetic flukes and print where the results are."""
+    """Run the whole path on synthetic flukes: synth, check, train, gallery, identify, score, report."""
     from flukeid.demo import run_demo
 
-    run_demo(out, seed=seed)
+    run_demo(out, seed=seed, quick=quick)
 
 
 register_identify(app)

@@ -32,6 +32,7 @@ from flukeid.train.losses import build_loss
 from flukeid.train.module import IdentityModule, ValidationSet
 
 log = logging.getLogger(__name__)
+logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # set at import by lightning; its tips are noise
 for _noise in (r".*ckpt_path.*", r".*LeafSpec.*", r".*does not have many workers.*", r".*deterministic.*"):
     warnings.filterwarnings("ignore", message=_noise)
 

@@ -1,0 +1,163 @@
+"""Identification under the `whale` split (mean of seeds), plus embedding throughput and query latency.
+
+Methods, each tuned only on the catalogue part of the split (never on the queries):
+- frozen: ImageNet features (GeM-pooled), cosine KNN, new_whale threshold tuned on an open split of the catalogue
+- softmax: the starting system's classifier recipe (configs/softmax.yaml), embeddings from its neck
+- default: flukeid's default recipe (configs/arcface.yaml)
+
+    python bench/identify.py --data synthetic --data ../shared/data/nyala-dev --methods frozen softmax default
+    python bench/identify.py --speed   # throughput and latency only
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import faiss
+import numpy as np
+import torch
+
+from flukeid.config import load_config
+from flukeid.data.check import check_catalogue
+from flukeid.data.splits import make_split
+from flukeid.data.synth import SynthConfig, generate
+from flukeid.gallery import Gallery
+from flukeid.identify.evaluate import evaluate_split, mean_std
+from flukeid.identify.tune import frozen_model, tune_model
+from flukeid.models.artifact import Artifact, load_model
+from flukeid.progress import setup_logging
+from flukeid.train.config import TrainConfig
+from flukeid.train.engine import train
+
+log = logging.getLogger("bench")
+CONFIGS = {"softmax": "configs/softmax.yaml", "default": "configs/arcface.yaml"}
+
+
+def catalogue(name: str, work: Path) -> Path:
+    if name != "synthetic":
+        return Path(name)
+    root = work / "synthetic"
+    if not (root / "train.csv").is_file():
+        generate(root, SynthConfig(individuals=160, photos=(2, 6), size=(192, 320), seed=123, new_share=0.0))
+    return root
+
+
+def model_for(method: str, split_train, seed: int, args: argparse.Namespace, out: Path) -> Artifact:
+    if method == "frozen":
+        artifact = frozen_model(args.backbone, out, (args.size, args.size))
+        tune_model(artifact, split_train, seed=seed)
+        return load_model(out)
+    overrides = {
+        "model.backbone": args.backbone,
+        "model.image_size": [args.size, args.size],
+        "epochs": args.epochs,
+        "num_workers": args.workers,
+        "seed": seed,
+    }
+    cfg = load_config(TrainConfig, Path(CONFIGS[method]), overrides)
+    return load_model(train(split_train, cfg, out, resume=False, progress=False).model_dir)
+
+
+def accuracy(args: argparse.Namespace) -> None:
+    work = Path(args.work or tempfile.mkdtemp(prefix="flukeid-bench-"))
+    print("| data | method | MAP@5 | top-1 known | BAKS | BAUS | new-ind. AUC | s/seed |")
+    print("|---|---|---|---|---|---|---|---|")
+    for data in args.data:
+        labels = check_catalogue(catalogue(data, work)).usable_labels()
+        for method in args.methods:
+            runs, seconds = [], []
+            for seed in args.seeds:
+                start = time.time()
+                split = make_split(labels, "whale", seed=seed)
+                artifact = model_for(
+                    method, split.train, seed, args, work / "runs" / f"{Path(data).name}-{method}-{seed}"
+                )
+                runs.append(evaluate_split(artifact, split, num_workers=args.workers).scores)
+                seconds.append(time.time() - start)
+                log.info("%s %s seed %d: MAP@5 %.3f", data, method, seed, runs[-1].map5)
+            cells = [mean_std([getattr(r, f) for r in runs]) for f in ("map5", "top1", "baks", "baus", "auc")]
+            print(f"| {Path(data).name} | {method} | {' | '.join(cells)} | {np.mean(seconds):.0f} |", flush=True)
+
+
+def throughput(args: argparse.Namespace) -> None:
+    """Images/s of flukeid's embedding (model + neck + normalise) vs the bare backbone forward, same batch."""
+    work = Path(tempfile.mkdtemp(prefix="flukeid-speed-"))
+    artifact = frozen_model(args.backbone, work / "model", (args.size, args.size))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = artifact.model.to(device).eval()
+    batch = torch.randn(args.batch, 3, args.size, args.size, device=device)
+
+    def rate(fn) -> float:
+        with torch.no_grad(), torch.autocast(device, dtype=torch.float16, enabled=device == "cuda"):
+            fn(batch)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            for _ in range(args.repeats):
+                fn(batch)
+            if device == "cuda":
+                torch.cuda.synchronize()
+        return args.batch * args.repeats / (time.perf_counter() - start)
+
+    print(
+        f"| {device} | {args.backbone} {args.size}px batch {args.batch} | bare backbone "
+        f"{rate(model.backbone):.1f} img/s | flukeid embedding {rate(model):.1f} img/s |"
+    )
+
+
+def latency(args: argparse.Namespace) -> None:
+    """Query latency on a 100k-vector gallery: flukeid's Gallery.score_table vs a bare FAISS search."""
+    rng = np.random.default_rng(0)
+    n, dim = args.gallery_size, 512
+    vectors = rng.normal(size=(n, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    queries = vectors[rng.choice(n, 100)] + 0.05 * rng.normal(size=(100, dim)).astype(np.float32)
+    ids = [f"w_{i // 3:06d}" for i in range(n)]
+    work = Path(tempfile.mkdtemp(prefix="flukeid-latency-"))
+    for kind in ("flat", "hnsw"):
+        gallery = Gallery.create(work / kind, "bench", dim, index=kind)
+        gallery.add([f"{i}.jpg" for i in range(n)], ids, vectors)
+        bare = faiss.IndexFlatIP(dim) if kind == "flat" else faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        bare.add(vectors)
+        timings = {}
+        for name, fn in (
+            ("bare FAISS search", lambda q, b=bare: b.search(q, 200)),
+            ("flukeid score_table", lambda q, g=gallery: g.score_table(q, k=200)),
+        ):
+            fn(queries[:1])
+            start = time.perf_counter()
+            for q in queries:
+                fn(q[None])
+            timings[name] = 1000 * (time.perf_counter() - start) / len(queries)
+        print(f"| {kind} | {n:,} vectors | " + " | ".join(f"{k} {v:.2f} ms/query" for k, v in timings.items()) + " |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", action="append", default=None, help="'synthetic' or a catalogue folder")
+    parser.add_argument("--methods", nargs="+", default=["frozen", "softmax", "default"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--backbone", default="efficientnet_lite0")
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--work", default=None)
+    parser.add_argument("--speed", action="store_true", help="only throughput and latency")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--gallery-size", type=int, default=100_000)
+    args = parser.parse_args()
+    setup_logging()
+    if not args.speed:
+        args.data = args.data or ["synthetic"]
+        accuracy(args)
+    throughput(args)
+    latency(args)
+
+
+if __name__ == "__main__":
+    main()
