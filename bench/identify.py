@@ -20,11 +20,11 @@ from pathlib import Path
 import faiss
 import numpy as np
 import torch
+from common import catalogue
 
 from flukeid.config import load_config
 from flukeid.data.check import check_catalogue
 from flukeid.data.splits import make_split
-from flukeid.data.synth import SynthConfig, generate
 from flukeid.gallery import Gallery
 from flukeid.identify.evaluate import evaluate_split, mean_std
 from flukeid.identify.tune import frozen_model, tune_model
@@ -35,15 +35,6 @@ from flukeid.train.engine import train
 
 log = logging.getLogger("bench")
 CONFIGS = {"softmax": "configs/softmax.yaml", "default": "configs/arcface.yaml"}
-
-
-def catalogue(name: str, work: Path) -> Path:
-    if name != "synthetic":
-        return Path(name)
-    root = work / "synthetic"
-    if not (root / "train.csv").is_file():
-        generate(root, SynthConfig(individuals=160, photos=(2, 6), size=(192, 320), seed=123, new_share=0.0))
-    return root
 
 
 def model_for(method: str, split_train, seed: int, args: argparse.Namespace, out: Path) -> Artifact:

@@ -15,10 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import catalogue
+
 from flukeid.config import load_config
 from flukeid.data.check import check_catalogue
 from flukeid.data.splits import make_split
-from flukeid.data.synth import SynthConfig, generate
 from flukeid.identify.evaluate import evaluate_split, mean_std
 from flukeid.models.artifact import load_model
 from flukeid.progress import setup_logging
@@ -26,15 +27,6 @@ from flukeid.train.config import TrainConfig
 from flukeid.train.engine import train
 
 log = logging.getLogger("bench")
-
-
-def catalogue(name: str, work: Path) -> Path:
-    if name != "synthetic":
-        return Path(name)
-    root = work / "synthetic"
-    if not (root / "train.csv").is_file():
-        generate(root, SynthConfig(individuals=160, photos=(2, 6), size=(192, 320), seed=123, new_share=0.0))
-    return root
 
 
 def run(args: argparse.Namespace) -> None:

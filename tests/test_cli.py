@@ -77,3 +77,20 @@ def test_demo_runs_the_whole_path_quickly(tmp_path: Path, capsys: pytest.Capture
         )
         == 0
     )
+
+
+def test_train_command_with_overrides(flukes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "tiny.yaml"
+    config.write_text(
+        "model: {backbone: timm/test_efficientnet, pretrained: false, embedding_dim: 16, image_size: [48, 96]}\n"
+        "epochs: 1\nbatch_size: 8\nm_per_class: 2\nnegatives_per_batch: 2\nnum_workers: 0\n"
+    )
+    out = tmp_path / "run"
+    args = ["train", str(flukes), "--config", str(config), "--out", str(out), "--set", "loss.name=triplet"]
+    assert main(args) == 0
+    assert "validation MAP@5" in capsys.readouterr().out
+    assert (out / "model" / "model.safetensors").is_file() and "triplet" in (out / "train.yaml").read_text()
+    assert main(["train", str(flukes), "--config", str(config), "--out", str(out), "--set", "loss.name=arcface"]) == 1
+    assert "holds a run with another model or loss" in capsys.readouterr().err
+    assert main(["train", str(flukes), "--config", str(config), "--set", "loss.nme=x"]) == 1
+    assert "unknown key 'nme' (did you mean 'name'?)" in capsys.readouterr().err
