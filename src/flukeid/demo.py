@@ -37,7 +37,7 @@ DEMO_TRAINING = TrainConfig(
     model=ModelConfig(backbone="efficientnet_lite0", embedding_dim=256, image_size=(128, 256)),
     loss=LossConfig(name="arcface", scale=30.0),
     optim=OptimConfig(lr=3e-3, backbone_lr_scale=0.3, freeze_epochs=0),
-    epochs=10,
+    epochs=6,
     batch_size=32,
 )
 """A few minutes on 2 CPU cores (the same as configs/demo.yaml)."""
