@@ -217,7 +217,8 @@ def load_index(directory: Path, version: int, ntotal: int, dim: int) -> faiss.In
     """The cached index if it was built from this database version (ntotal photos of dim dims), else None."""
     stamp = _read_stamp(directory)
     if stamp is None or stamp.get("version") != version or stamp.get("ntotal") != ntotal:
-        log.info("%s: index file missing or stale (database version %d); rebuilding it", directory, version)
+        if ntotal:  # an empty gallery simply has no index yet
+            log.info("%s: index file missing or stale (database version %d); rebuilding it", directory, version)
         return None
     try:
         data = (directory / INDEX_FILE).read_bytes()
