@@ -21,6 +21,7 @@ from flukeid.identify.cluster import cluster_embeddings
 from flukeid.identify.ensemble import combine, fit_ensemble
 from flukeid.identify.predict import identify, write_outputs
 from flukeid.identify.ranking import ScoreTable, tune_threshold
+from flukeid.identify.rerank import Reranker
 from flukeid.models.artifact import ModelConfig, build_model, load_model, save_model
 
 TINY = ModelConfig(backbone="timm/test_efficientnet", pretrained=False, embedding_dim=32, image_size=(48, 96))
@@ -136,3 +137,24 @@ def test_ensemble_is_at_least_as_good_as_each_model() -> None:
     assert mixed.individuals == sorted(names)
     column = mixed.individuals.index("w_7")  # missing from `half`: it counts as the lowest cosine there
     assert np.allclose(mixed.scores[:, column], 0.5 * -1.0 + 0.5 * tables[1].scores[:, 7], atol=1e-6)
+
+
+def test_tune_and_identify_with_local_feature_reranking(world: dict[str, Path], tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(world["model"], model)
+    gallery = tmp_path / "g"
+    shutil.copytree(world["gallery"], gallery)
+    (gallery / "model_path.txt").write_text(str(model))
+    assert main(["tune", str(model), str(world["cat"]), "--rerank"]) == 0
+    assert (model / "rerank.json").is_file() and (model / "calibration.json").is_file()
+    train = pd.read_csv(world["cat"] / "train.csv")
+    source = world["cat"] / "train" / train["Image"].iloc[0]
+    query = tmp_path / "query.jpg"
+    shutil.copy(source, query)  # an exact copy: local features match everywhere
+    [answer] = identify(
+        load_model(model), Gallery.open(gallery), [query], reranker=Reranker.for_gallery(Gallery.open(gallery))
+    )
+    assert answer.ranking.ids[0] == train["Id"].iloc[0] and answer.probability is None
+    out = tmp_path / "out"
+    assert main(["identify", str(model), str(gallery), str(query), "--out", str(out), "--rerank"]) == 0
+    assert pd.read_csv(out / "submission.csv")["Id"].iloc[0].split()[0] == train["Id"].iloc[0]

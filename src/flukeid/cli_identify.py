@@ -138,6 +138,7 @@ def identify_command(
     out: Path = typer.Option(Path("identify-out"), help="Folder for submission.csv, predictions.jsonl, report.html."),
     threshold: float | None = typer.Option(None, help="new_whale threshold (default: the model's tuned one)."),
     report: bool = typer.Option(True, help="Write the HTML report with thumbnails."),
+    rerank: bool = typer.Option(False, help="Re-score the top candidates by RootSIFT matching (see `tune`)."),
 ) -> None:
     """Top-5 individuals (or new_whale) for each photo: Kaggle submission, JSON lines and an HTML report."""
     from flukeid.gallery import Gallery
@@ -146,8 +147,13 @@ def identify_command(
     from flukeid.report.html import write_report
 
     g = Gallery.open(gallery)
+    from flukeid.identify.rerank import Reranker
+
+    reranker = Reranker.for_gallery(g) if rerank else None
     with progress_bar("identifying") as update:
-        predictions = identify(load_model(model), g, image_paths(images), threshold=threshold, progress=update)
+        predictions = identify(
+            load_model(model), g, image_paths(images), threshold=threshold, progress=update, reranker=reranker
+        )
     written = write_outputs(predictions, out)
     if report:
         best = {p.individual: Path(p.path) for p in reversed(g.photos()) if p.path}
@@ -247,6 +253,26 @@ def frozen(
     stdout.print(message)
 
 
+def tune(
+    model: Path = typer.Argument(..., help="Model directory."),
+    data: Path = typer.Argument(..., help="Labelled catalogue to tune on (an open split of it)."),
+    rerank: bool = typer.Option(False, help="Also fit the local-feature re-ranking weight (rerank.json)."),
+    seed: int = typer.Option(0, help="Split seed."),
+) -> None:
+    """Re-fit a model's new_whale threshold and calibration (and re-ranking) on a catalogue."""
+    from flukeid.identify.tune import tune_model, tune_rerank
+    from flukeid.models.artifact import load_model
+
+    labels = _usable_labels(data)
+    tuning = tune_model(load_model(model), labels, seed=seed)
+    stdout.print(f"threshold {tuning.threshold:.4f} (validation MAP@5 {tuning.map5:.3f})")
+    if rerank:
+        fit = tune_rerank(load_model(model), labels, seed=seed)
+        stdout.print(
+            f"re-ranking: weight {fit.weight}, threshold {fit.threshold:.4f} (validation MAP@5 {fit.map5:.3f})"
+        )
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(gallery_app, name="gallery")
     app.command("enroll")(enroll)
@@ -256,3 +282,4 @@ def register(app: typer.Typer) -> None:
     app.command("verify")(verify)
     app.command("cluster")(cluster)
     app.command("frozen")(frozen)
+    app.command("tune")(tune)

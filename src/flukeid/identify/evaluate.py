@@ -23,6 +23,7 @@ class Evaluation:
     rankings: list[Ranking]
     table: ScoreTable
     truths: list[str]  # the answer for each row of ``table``
+    queries: list[Path]  # the photo of each row of ``table`` (unreadable ones are left out)
 
 
 def score_queries(gallery: Embeddings, gallery_ids: list[str], queries: Embeddings) -> ScoreTable:
@@ -30,11 +31,13 @@ def score_queries(gallery: Embeddings, gallery_ids: list[str], queries: Embeddin
     return individual_scores(queries.vectors @ gallery.vectors.T, gallery_ids)
 
 
-def evaluate_table(table: ScoreTable, truths: list[str], identities: list[str], threshold: float | None) -> Evaluation:
+def evaluate_table(
+    table: ScoreTable, truths: list[str], identities: list[str], threshold: float | None, queries: list[Path]
+) -> Evaluation:
     rankings = rank(table, k=5, threshold=threshold)
     scores = open_set_scores([r.ids for r in rankings], truths, identities, novelty_scores(table))
     oracle = tune_threshold(table, truths).map5 if len(truths) else float("nan")
-    return Evaluation(scores, threshold, oracle, rankings, table, list(truths))
+    return Evaluation(scores, threshold, oracle, rankings, table, list(truths), list(queries))
 
 
 def evaluate_split(
@@ -47,7 +50,7 @@ def evaluate_split(
     queries = embed_paths(artifact, list(split.test["path"]), cache=cache, num_workers=num_workers, flip_tta=flip_tta)
     kept = split.test.set_index(split.test["path"].map(Path)).loc[queries.paths]
     table = score_queries(gallery, [ids[p] for p in gallery.paths], queries)
-    return evaluate_table(table, list(kept["Id"]), list(kept["Individual"]), artifact.threshold)
+    return evaluate_table(table, list(kept["Id"]), list(kept["Individual"]), artifact.threshold, queries.paths)
 
 
 def mean_std(values: list[float]) -> str:

@@ -15,6 +15,7 @@ from flukeid.embed import Progress, embed_paths
 from flukeid.gallery import Gallery
 from flukeid.identify.calibration import Calibration, match_features
 from flukeid.identify.ranking import Ranking, ScoreTable, rank
+from flukeid.identify.rerank import FusionFit, Reranker
 from flukeid.models.artifact import Artifact
 
 
@@ -50,13 +51,24 @@ def identify(
     cache: Path | None = None,
     num_workers: int = 2,
     progress: Progress | None = None,
+    reranker: Reranker | None = None,
 ) -> list[Prediction]:
-    """Rank catalogue individuals for each photo; unreadable photos come back with their error."""
+    """Rank catalogue individuals for each photo; unreadable photos come back with their error.
+
+    With ``reranker``, the top candidates are re-scored by local-feature matching with the fusion weight and
+    threshold stored in the model folder (``rerank.json``, from ``tune_rerank``).
+    """
     gallery.check_model(artifact.model_id)
     embedded = embed_paths(artifact, paths, cache=cache, num_workers=num_workers, progress=progress)
     table = gallery.score_table(embedded.vectors)
-    threshold = artifact.threshold if threshold is None else threshold
-    calibration = Calibration.load(artifact.path / "calibration.json")
+    default_threshold = artifact.threshold
+    if reranker is not None:
+        fusion = FusionFit.load(artifact.path / "rerank.json")
+        table = reranker.fuse(table, reranker.inliers(table, embedded.paths), fusion.weight)
+        default_threshold = fusion.threshold
+    threshold = default_threshold if threshold is None else threshold
+    # calibration was fitted on embedding scores: fused scores have no calibrated probability
+    calibration = None if reranker else Calibration.load(artifact.path / "calibration.json")
     found = {
         p: pred
         for p, pred in zip(embedded.paths, predictions_from_table(embedded.paths, table, threshold, calibration, k))

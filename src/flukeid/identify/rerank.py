@@ -9,17 +9,19 @@ the GIL) with a time budget per query; candidates not reached in time keep their
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from flukeid.data.images import read_image
-from flukeid.errors import ImageError
+from flukeid.errors import FlukeidError, ImageError
+from flukeid.gallery import Gallery
 from flukeid.identify.ranking import ScoreTable
 
 MIN_MATCHES = 8  # fewer matches than this are never a reliable homography
@@ -82,6 +84,15 @@ class Reranker:
         self.cfg = cfg or RerankConfig()
         self._cache: dict[Path, Keypoints] = {}
 
+    @classmethod
+    def for_gallery(cls, gallery: Gallery, cfg: RerankConfig | None = None) -> Reranker:
+        """Match against the photos a gallery was built from (photos without a stored path are skipped)."""
+        photos: dict[str, list[Path]] = {}
+        for photo in gallery.photos():
+            if photo.path:
+                photos.setdefault(photo.individual, []).append(Path(photo.path))
+        return cls(photos, cfg)
+
     def keypoints(self, path: Path) -> Keypoints:
         if path not in self._cache:
             self._cache[path] = extract(path, self.cfg)
@@ -118,9 +129,20 @@ class Reranker:
 
 @dataclass(frozen=True)
 class FusionFit:
+    """Fusion weight and the new_whale threshold on fused scores, stored as ``rerank.json`` in a model folder."""
+
     weight: float
     threshold: float
     map5: float
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, path: Path) -> FusionFit:
+        if not path.is_file():
+            raise FlukeidError(f"{path} not found: fit the re-ranking first with `flukeid tune MODEL DATA --rerank`")
+        return cls(**json.loads(path.read_text()))
 
 
 def fit_fusion(
