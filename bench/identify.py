@@ -2,6 +2,8 @@
 
 Methods, each tuned only on the catalogue part of the split (never on the queries):
 - frozen: ImageNet features (GeM-pooled), cosine KNN, new_whale threshold tuned on an open split of the catalogue
+- frozen+rerank: the same, with the top 10 individuals re-scored by RootSIFT + RANSAC homography inliers
+  (fusion weight and threshold tuned on the same open split of the catalogue)
 - softmax: the starting system's classifier recipe (configs/softmax.yaml), embeddings from its neck
 - default: flukeid's default recipe (configs/arcface.yaml)
 
@@ -27,7 +29,7 @@ from flukeid.data.check import check_catalogue
 from flukeid.data.splits import make_split
 from flukeid.gallery import Gallery
 from flukeid.identify.evaluate import evaluate_split, mean_std
-from flukeid.identify.tune import frozen_model, tune_model
+from flukeid.identify.tune import frozen_model, tune_model, tune_rerank
 from flukeid.models.artifact import Artifact, load_model
 from flukeid.progress import setup_logging
 from flukeid.train.config import TrainConfig
@@ -38,9 +40,11 @@ CONFIGS = {"softmax": "configs/softmax.yaml", "default": "configs/arcface.yaml"}
 
 
 def model_for(method: str, split_train, seed: int, args: argparse.Namespace, out: Path) -> Artifact:
-    if method == "frozen":
+    if method in ("frozen", "frozen+rerank"):
         artifact = frozen_model(args.backbone, out, (args.size, args.size))
         tune_model(artifact, split_train, seed=seed)
+        if method == "frozen+rerank":
+            tune_rerank(load_model(out), split_train, seed=seed)
         return load_model(out)
     overrides = {
         "model.backbone": args.backbone,
@@ -67,7 +71,8 @@ def accuracy(args: argparse.Namespace) -> None:
                 artifact = model_for(
                     method, split.train, seed, args, work / "runs" / f"{Path(data).name}-{method}-{seed}"
                 )
-                runs.append(evaluate_split(artifact, split, num_workers=args.workers).scores)
+                rerank = method.endswith("+rerank")
+                runs.append(evaluate_split(artifact, split, num_workers=args.workers, rerank=rerank).scores)
                 seconds.append(time.time() - start)
                 log.info("%s %s seed %d: MAP@5 %.3f", data, method, seed, runs[-1].map5)
             cells = [mean_std([getattr(r, f) for r in runs]) for f in ("map5", "top1", "baks", "baus", "auc")]

@@ -158,3 +158,20 @@ def test_tune_and_identify_with_local_feature_reranking(world: dict[str, Path], 
     out = tmp_path / "out"
     assert main(["identify", str(model), str(gallery), str(query), "--out", str(out), "--rerank"]) == 0
     assert pd.read_csv(out / "submission.csv")["Id"].iloc[0].split()[0] == train["Id"].iloc[0]
+
+
+def test_evaluate_split_with_reranking(world: dict[str, Path], tmp_path: Path) -> None:
+    from flukeid.data.check import check_catalogue
+    from flukeid.data.splits import make_split
+    from flukeid.identify.evaluate import evaluate_split
+    from flukeid.identify.tune import tune_rerank
+
+    model = tmp_path / "model"
+    shutil.copytree(world["model"], model)
+    labels = check_catalogue(world["cat"]).usable_labels()
+    split = make_split(labels, "closed", seed=0)
+    fit = tune_rerank(load_model(model), split.train)
+    plain = evaluate_split(load_model(model), split, num_workers=0)
+    fused = evaluate_split(load_model(model), split, num_workers=0, rerank=True)
+    assert fused.threshold == fit.threshold and fused.queries == plain.queries
+    assert (fused.table.scores >= plain.table.scores - 1e-6).all()  # inliers only ever add to a score

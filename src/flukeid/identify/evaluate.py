@@ -41,16 +41,30 @@ def evaluate_table(
 
 
 def evaluate_split(
-    artifact: Artifact, split: Split, cache: Path | None = None, num_workers: int = 2, flip_tta: bool = False
+    artifact: Artifact,
+    split: Split,
+    cache: Path | None = None,
+    num_workers: int = 2,
+    flip_tta: bool = False,
+    rerank: bool = False,
 ) -> Evaluation:
-    """Score ``split.test`` queries against ``split.train`` with the model's tuned threshold."""
+    """Score ``split.test`` queries against ``split.train`` with the model's tuned threshold (with ``rerank``,
+    fused with local-feature matches at the weight and threshold of the model's ``rerank.json``)."""
     catalogue = split.train[split.train["Id"] != NEW_WHALE]
     gallery = embed_paths(artifact, list(catalogue["path"]), cache=cache, num_workers=num_workers, flip_tta=flip_tta)
     ids = dict(zip(catalogue["path"].map(Path), catalogue["Id"]))
     queries = embed_paths(artifact, list(split.test["path"]), cache=cache, num_workers=num_workers, flip_tta=flip_tta)
     kept = split.test.set_index(split.test["path"].map(Path)).loc[queries.paths]
     table = score_queries(gallery, [ids[p] for p in gallery.paths], queries)
-    return evaluate_table(table, list(kept["Id"]), list(kept["Individual"]), artifact.threshold, queries.paths)
+    threshold = artifact.threshold
+    if rerank:
+        from flukeid.identify.rerank import FusionFit, Reranker
+
+        fusion = FusionFit.load(artifact.path / "rerank.json")
+        photos = {i: [Path(p) for p in g["path"]] for i, g in catalogue.groupby("Id")}
+        reranker = Reranker(photos)
+        table, threshold = reranker.fuse(table, reranker.inliers(table, queries.paths), fusion.weight), fusion.threshold
+    return evaluate_table(table, list(kept["Id"]), list(kept["Individual"]), threshold, queries.paths)
 
 
 def mean_std(values: list[float]) -> str:
