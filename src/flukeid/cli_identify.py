@@ -7,7 +7,6 @@ from pathlib import Path
 import pandas as pd
 import typer
 
-from flukeid import NEW_WHALE
 from flukeid.data.catalogue import IMAGE_SUFFIXES
 from flukeid.errors import FlukeidError
 from flukeid.progress import progress_bar, stdout
@@ -56,28 +55,17 @@ def gallery_build(
     index: str = typer.Option("flat", help="flat (exact), hnsw or ivf (large catalogues)."),
 ) -> None:
     """Embed a catalogue's labelled photos into a new gallery."""
-    from flukeid.embed import embed_paths
-    from flukeid.gallery import Gallery
+    from flukeid.gallery.build import build_gallery
     from flukeid.models.artifact import load_model
 
-    artifact = load_model(model)
     labels = _usable_labels(data)
-    labels = labels[labels["Id"] != NEW_WHALE]
     with progress_bar("embedding catalogue") as update:
-        embedded = embed_paths(artifact, list(labels["path"]), progress=update)
-    ids = dict(zip(labels["path"].map(Path), labels["Id"]))
-    names = dict(zip(labels["path"].map(Path), labels["Image"]))
-    gallery = Gallery.create(out, artifact.model_id, artifact.model.dim, index=index)
-    gallery.add(
-        [names[p] for p in embedded.paths],
-        [ids[p] for p in embedded.paths],
-        embedded.vectors,
-        paths=[str(p.resolve()) for p in embedded.paths],
-    )
+        built = build_gallery(load_model(model), labels, out, index=index, progress=update)
     (out / MODEL_LINK).write_text(str(model.resolve()))
+    gallery = built.gallery
     stdout.print(
         f"gallery {out}: {len(gallery)} photos of {len(gallery.individuals())} individuals "
-        f"({len(embedded.failed)} unreadable skipped)"
+        f"({len(built.failed)} unreadable skipped)"
     )
 
 

@@ -18,9 +18,8 @@ from flukeid.data.problems import Severity
 from flukeid.data.stats import catalogue_stats
 from flukeid.data.submission import read_answers, score_submission, write_submission
 from flukeid.data.synth import SynthConfig, generate
-from flukeid.embed import embed_paths
 from flukeid.errors import FlukeidError
-from flukeid.gallery import Gallery
+from flukeid.gallery.build import build_gallery
 from flukeid.identify.predict import identify, write_outputs
 from flukeid.metrics import OpenSetScores, open_set_scores
 from flukeid.models.artifact import ModelConfig
@@ -101,19 +100,10 @@ def run_demo(work: Path, seed: int = 0, quick: bool = False) -> DemoResult:
     from flukeid.models.artifact import load_model
 
     artifact = load_model(result.model_dir)
-    known = labels[labels["Id"] != NEW_WHALE]
     gallery_dir = work / "gallery"
     if gallery_dir.exists():
         shutil.rmtree(gallery_dir)
-    gallery = Gallery.create(gallery_dir, artifact.model_id, artifact.model.dim)
-    embedded = embed_paths(artifact, list(known["path"]))
-    ids = dict(zip(known["path"], known["Id"]))
-    gallery.add(
-        [p.name for p in embedded.paths],
-        [ids[p] for p in embedded.paths],
-        embedded.vectors,
-        paths=[str(p) for p in embedded.paths],
-    )
+    gallery = build_gallery(artifact, labels, gallery_dir).gallery
     answers = read_answers(data / "answers.csv")
     queries = [data / "test" / image for image in answers.ids]
     with progress_bar("identifying") as update:

@@ -61,8 +61,7 @@ def evaluate_split(
         from flukeid.identify.rerank import FusionFit, Reranker
 
         fusion = FusionFit.load(artifact.path / "rerank.json")
-        photos = {i: [Path(p) for p in g["path"]] for i, g in catalogue.groupby("Id")}
-        reranker = Reranker(photos)
+        reranker = Reranker.for_labels(catalogue)
         table, threshold = reranker.fuse(table, reranker.inliers(table, queries.paths), fusion.weight), fusion.threshold
     return evaluate_table(table, list(kept["Id"]), list(kept["Individual"]), threshold, queries.paths)
 

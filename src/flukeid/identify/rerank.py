@@ -18,7 +18,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pandas as pd
 
+from flukeid import NEW_WHALE
 from flukeid.data.images import read_image
 from flukeid.errors import FlukeidError, ImageError
 from flukeid.gallery import Gallery
@@ -83,6 +85,12 @@ class Reranker:
         self.photos = {k: [Path(p) for p in v] for k, v in photos_by_individual.items()}
         self.cfg = cfg or RerankConfig()
         self._cache: dict[Path, Keypoints] = {}
+
+    @classmethod
+    def for_labels(cls, labels: pd.DataFrame, cfg: RerankConfig | None = None) -> Reranker:
+        """Match against catalogue rows (Image, Id, path); ``new_whale`` photos are never candidates."""
+        known = labels[labels["Id"] != NEW_WHALE]
+        return cls({ident: [Path(p) for p in group["path"]] for ident, group in known.groupby("Id")}, cfg)
 
     @classmethod
     def for_gallery(cls, gallery: Gallery, cfg: RerankConfig | None = None) -> Reranker:

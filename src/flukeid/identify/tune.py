@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from flukeid import NEW_WHALE
 from flukeid.data.splits import make_split
 from flukeid.identify.calibration import fit_calibration
 from flukeid.identify.evaluate import evaluate_split
@@ -45,16 +44,11 @@ def tune_model(artifact: Artifact, labels: pd.DataFrame, seed: int = 0, unknown_
     return write_tuning(artifact.path, evaluation.table, evaluation.truths)
 
 
-def photos_by_individual(labels: pd.DataFrame) -> dict[str, list[Path]]:
-    known = labels[labels["Id"] != NEW_WHALE]
-    return {ident: [Path(p) for p in group["path"]] for ident, group in known.groupby("Id")}
-
-
 def tune_rerank(artifact: Artifact, labels: pd.DataFrame, seed: int = 0, cfg: RerankConfig | None = None) -> FusionFit:
     """Fit the local-feature fusion weight and its threshold on an open split of ``labels``; store rerank.json."""
     split = make_split(labels, "open", seed=seed, query_share=0.2, unknown_share=0.2)
     evaluation = evaluate_split(artifact, split)
-    reranker = Reranker(photos_by_individual(split.train), cfg)
+    reranker = Reranker.for_labels(split.train, cfg)
     inliers = reranker.inliers(evaluation.table, evaluation.queries)
     fit = fit_fusion(reranker, evaluation.table, inliers, evaluation.truths)
     fit.save(artifact.path / "rerank.json")
