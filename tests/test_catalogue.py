@@ -10,7 +10,7 @@ from flukeid.data.catalogue import Layout, load_catalogue
 from flukeid.data.check import check_catalogue
 from flukeid.data.images import read_image
 from flukeid.data.problems import Severity
-from flukeid.errors import CatalogueError, ImageError
+from flukeid.errors import CatalogueError, FlukeidError, ImageError
 
 
 def messages(report, severity: Severity) -> list[str]:
@@ -137,3 +137,13 @@ def test_bad_boxes_are_reported_with_line_numbers(kaggle: KaggleFactory) -> None
     assert "boxes.txt:3: coordinates must be numbers" in errors
     assert "b.jpg: box 1 1 90 10 lies outside the 32x24 image" in errors
     assert "a.jpg" not in errors
+
+
+def test_require_usable_raises_on_fatal_and_warns_on_skipped_rows(
+    kaggle: KaggleFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = kaggle([("a.jpg", "w_1"), ("b.jpg", "")])
+    assert list(check_catalogue(root).require_usable()["Image"]) == ["a.jpg"]
+    assert "1 labelled row(s) skipped" in caplog.text
+    with pytest.raises(FlukeidError, match="catalogue folder not found"):
+        check_catalogue(tmp_path / "nowhere").require_usable()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
@@ -20,7 +19,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-log = logging.getLogger("flukeid")
 
 
 def _range(text: str, name: str) -> tuple[int, int]:
@@ -141,13 +139,8 @@ def split(
         raise FlukeidError(f"--kind {kind!r} is not one of {', '.join(valid)}")
     with progress_bar("checking images") as update:
         report = check_catalogue(data, progress=update)
-    if report.fatal or report.catalogue is None:
-        raise FlukeidError("; ".join(str(p) for p in report.problems if p.severity == "fatal"))
-    skipped = len(report.catalogue.labels) - len(report.usable_labels())
-    if skipped:
-        log.warning("%d labelled row(s) skipped: run `flukeid check %s` for details", skipped, data)
-    result = make_split(report.usable_labels(), kind, seed, query_share, unknown_share)
-    boxes_file = report.catalogue.boxes_file
+    result = make_split(report.require_usable(), kind, seed, query_share, unknown_share)
+    boxes_file = report.catalogue.boxes_file if report.catalogue else None
     write_split(result, out, boxes=read_boxes(boxes_file).boxes if boxes_file else None)
     stdout.print(
         f"{kind} split (seed {seed}): {len(result.train)} catalogue photos, {len(result.test)} queries "
@@ -181,8 +174,8 @@ def train_command(
     """Train an identity embedding model on a catalogue; writes OUT/model (load with one call)."""
     import yaml
 
+    from flukeid.cli_identify import usable_labels
     from flukeid.config import load_config
-    from flukeid.data.check import check_catalogue
     from flukeid.train.config import TrainConfig
     from flukeid.train.engine import train
 
@@ -197,11 +190,7 @@ def train_command(
             raise FlukeidError(f"--set expects KEY=VALUE, found {item!r}")
         overrides[key] = yaml.safe_load(value)
     cfg = load_config(TrainConfig, config, overrides)
-    with progress_bar("checking images") as update:
-        report = check_catalogue(data, progress=update)
-    if report.fatal:
-        raise FlukeidError("; ".join(str(p) for p in report.problems if p.severity == "fatal"))
-    result = train(report.usable_labels(), cfg, out, resume=resume)
+    result = train(usable_labels(data), cfg, out, resume=resume)
     score = f"validation MAP@5 {result.val_map5:.3f}, " if result.val_map5 is not None else ""
     stdout.print(f"{score}new_whale threshold {result.threshold}; model: {result.model_dir}")
 

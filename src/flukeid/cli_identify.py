@@ -28,14 +28,12 @@ def image_paths(items: list[Path]) -> list[Path]:
     return paths
 
 
-def _usable_labels(data: Path) -> pd.DataFrame:
+def usable_labels(data: Path) -> pd.DataFrame:
+    """Check a catalogue with a progress bar; its usable labelled rows, or a FlukeidError if none."""
     from flukeid.data.check import check_catalogue
 
     with progress_bar("checking images") as update:
-        report = check_catalogue(data, progress=update)
-    if report.fatal:
-        raise FlukeidError("; ".join(str(p) for p in report.problems if p.severity == "fatal"))
-    return report.usable_labels()
+        return check_catalogue(data, progress=update).require_usable()
 
 
 def _model_of(gallery: Path, model: Path | None) -> Path:
@@ -58,7 +56,7 @@ def gallery_build(
     from flukeid.gallery.build import build_gallery
     from flukeid.models.artifact import load_model
 
-    labels = _usable_labels(data)
+    labels = usable_labels(data)
     with progress_bar("embedding catalogue") as update:
         built = build_gallery(load_model(model), labels, out, index=index, progress=update)
     (out / MODEL_LINK).write_text(str(model.resolve()))
@@ -167,7 +165,7 @@ def evaluate_command(
     from flukeid.models.artifact import load_model
     from flukeid.report.plots import plot_novelty_pr
 
-    parts = make_split(_usable_labels(data), split, seed=seed)
+    parts = make_split(usable_labels(data), split, seed=seed)
     evaluation = evaluate_split(load_model(model), parts)
     paths = list(parts.test["path"].map(Path))
     predictions = [Prediction(p.name, p, r) for p, r in zip(paths, evaluation.rankings)]
@@ -236,7 +234,7 @@ def frozen(
     artifact = frozen_model(backbone, out, (size, size) if size else None)
     message = f"frozen {backbone} model -> {out}"
     if tune_on is not None:
-        tuning = tune_model(artifact, _usable_labels(tune_on))
+        tuning = tune_model(artifact, usable_labels(tune_on))
         message += f"; threshold {tuning.threshold:.4f} (validation MAP@5 {tuning.map5:.3f})"
     stdout.print(message)
 
@@ -251,7 +249,7 @@ def tune(
     from flukeid.identify.tune import tune_model, tune_rerank
     from flukeid.models.artifact import load_model
 
-    labels = _usable_labels(data)
+    labels = usable_labels(data)
     tuning = tune_model(load_model(model), labels, seed=seed)
     stdout.print(f"threshold {tuning.threshold:.4f} (validation MAP@5 {tuning.map5:.3f})")
     if rerank:

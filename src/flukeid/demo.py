@@ -18,7 +18,6 @@ from flukeid.data.problems import Severity
 from flukeid.data.stats import catalogue_stats
 from flukeid.data.submission import read_answers, score_submission, write_submission
 from flukeid.data.synth import SynthConfig, generate
-from flukeid.errors import FlukeidError
 from flukeid.gallery.build import build_gallery
 from flukeid.identify.predict import identify, write_outputs
 from flukeid.metrics import OpenSetScores, open_set_scores
@@ -76,10 +75,8 @@ def _catalogue(data: Path, individuals: int, seed: int, size: tuple[int, int]) -
             generate(data, SynthConfig(individuals=individuals, photos=(1, 6), size=size, seed=seed), update)
     with progress_bar("checking images") as update:
         report = check_catalogue(data, progress=update)
-    if report.fatal:
-        raise FlukeidError(f"demo catalogue {data} failed its check: {report.problems}")
     log.info("check: %d warnings, %d errors", report.count(Severity.WARNING), report.count(Severity.ERROR))
-    return report.usable_labels()
+    return report.require_usable()
 
 
 def run_demo(work: Path, seed: int = 0, quick: bool = False) -> DemoResult:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -14,8 +15,9 @@ from flukeid.data.boxes import box_problem, read_boxes
 from flukeid.data.catalogue import Catalogue, list_images, load_catalogue
 from flukeid.data.images import DEFAULT_MAX_PIXELS, ImageInfo, inspect_image
 from flukeid.data.problems import Problem, Severity
-from flukeid.errors import CatalogueError, ImageError
+from flukeid.errors import CatalogueError, FlukeidError, ImageError
 
+log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
 NEAR_DUPLICATE_BITS = 4
 """Photos whose 64-bit difference hashes differ in at most this many bits are near-duplicates."""
@@ -44,6 +46,15 @@ class CheckReport:
         labels = self.catalogue.labels
         keep = labels["path"].map(lambda p: p in self.infos) & ~labels.index.isin(list(self.skipped_rows))
         return labels[keep].reset_index(drop=True)
+
+    def require_usable(self) -> pd.DataFrame:
+        """``usable_labels()``, or FlukeidError with the fatal problems; skipped rows are logged as a warning."""
+        if self.fatal or self.catalogue is None:
+            raise FlukeidError("; ".join(str(p) for p in self.problems if p.severity is Severity.FATAL))
+        usable = self.usable_labels()
+        if skipped := len(self.catalogue.labels) - len(usable):
+            log.warning("%d labelled row(s) skipped: run `flukeid check %s` for details", skipped, self.catalogue.root)
+        return usable
 
 
 def _inspect_all(paths: list[Path], max_pixels: int, progress: Progress | None) -> dict[Path, ImageInfo | str]:
