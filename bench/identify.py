@@ -5,7 +5,7 @@ Methods, each tuned only on the catalogue part of the split (never on the querie
 - frozen+rerank: the same, with the top 10 individuals re-scored by RootSIFT + RANSAC homography inliers
   (fusion weight and threshold tuned on the same open split of the catalogue)
 - softmax: the starting system's classifier recipe (configs/softmax.yaml), embeddings from its neck
-- default: flukeid's default recipe (configs/arcface.yaml)
+- default: flukeid's default pipeline: fine-tuned with configs/arcface.yaml, then re-ranked like frozen+rerank
 
     python bench/identify.py --data synthetic --data ../shared/data/nyala-dev --methods frozen softmax default
     python bench/identify.py --speed   # throughput and latency only
@@ -36,14 +36,16 @@ from flukeid.train.config import TrainConfig
 from flukeid.train.engine import train
 
 log = logging.getLogger("bench")
-CONFIGS = {"softmax": "configs/softmax.yaml", "default": "configs/arcface.yaml"}
+CONFIG_DIR = Path(__file__).parents[1] / "configs"
+CONFIGS = {"softmax": CONFIG_DIR / "softmax.yaml", "default": CONFIG_DIR / "arcface.yaml"}
+RERANKED = ("frozen+rerank", "default")
 
 
 def model_for(method: str, split_train, seed: int, args: argparse.Namespace, out: Path) -> Artifact:
     if method in ("frozen", "frozen+rerank"):
         artifact = frozen_model(args.backbone, out, (args.size, args.size))
         tune_model(artifact, split_train, seed=seed)
-        if method == "frozen+rerank":
+        if method in RERANKED:
             tune_rerank(load_model(out), split_train, seed=seed)
         return load_model(out)
     overrides = {
@@ -53,8 +55,11 @@ def model_for(method: str, split_train, seed: int, args: argparse.Namespace, out
         "num_workers": args.workers,
         "seed": seed,
     }
-    cfg = load_config(TrainConfig, Path(CONFIGS[method]), overrides)
-    return load_model(train(split_train, cfg, out, resume=False, progress=False).model_dir)
+    cfg = load_config(TrainConfig, CONFIGS[method], overrides)
+    model_dir = train(split_train, cfg, out, resume=False, progress=False).model_dir
+    if method in RERANKED:
+        tune_rerank(load_model(model_dir), split_train, seed=seed)
+    return load_model(model_dir)
 
 
 def accuracy(args: argparse.Namespace) -> None:
@@ -71,7 +76,7 @@ def accuracy(args: argparse.Namespace) -> None:
                 artifact = model_for(
                     method, split.train, seed, args, work / "runs" / f"{Path(data).name}-{method}-{seed}"
                 )
-                rerank = method.endswith("+rerank")
+                rerank = method in RERANKED
                 runs.append(evaluate_split(artifact, split, num_workers=args.workers, rerank=rerank).scores)
                 seconds.append(time.time() - start)
                 log.info("%s %s seed %d: MAP@5 %.3f", data, method, seed, runs[-1].map5)

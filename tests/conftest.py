@@ -20,6 +20,12 @@ def write_image(path: Path, seed: int, size: tuple[int, int] = (32, 24), mode: s
     return path
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Crops and other caches go to the test's own folder, never the user's ~/.cache."""
+    monkeypatch.setenv("FLUKEID_CACHE", str(tmp_path / "cache"))
+
+
 KaggleFactory = Callable[[Sequence[tuple[str, str]], int], Path]
 
 

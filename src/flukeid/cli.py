@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from flukeid.cli_detect import register as register_detect
 from flukeid.cli_identify import register as register_identify
 from flukeid.data.images import DEFAULT_MAX_PIXELS
 from flukeid.errors import FlukeidError
@@ -170,27 +171,22 @@ def train_command(
     strategy: str | None = typer.Option(None, help="Lightning strategy, e.g. ddp."),
     resume: bool = typer.Option(True, help="Continue from the run folder's last checkpoint if there is one."),
     seed: int | None = typer.Option(None, help="Random seed."),
+    crop: Path | None = typer.Option(None, help="Detector folder: train on fluke crops (the model keeps it)."),
 ) -> None:
     """Train an identity embedding model on a catalogue; writes OUT/model (load with one call)."""
-    import yaml
-
+    from flukeid.cli_detect import crop_rows
     from flukeid.cli_identify import usable_labels
-    from flukeid.config import load_config
+    from flukeid.config import load_config, parse_overrides
+    from flukeid.detect.model import attach_detector
     from flukeid.train.config import TrainConfig
     from flukeid.train.engine import train
 
-    overrides = {
-        k: v
-        for k, v in {"epochs": epochs, "devices": devices, "strategy": strategy, "seed": seed}.items()
-        if v is not None
-    }
-    for item in set_:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise FlukeidError(f"--set expects KEY=VALUE, found {item!r}")
-        overrides[key] = yaml.safe_load(value)
+    options = {"epochs": epochs, "devices": devices, "strategy": strategy, "seed": seed}
+    overrides = {k: v for k, v in options.items() if v is not None} | parse_overrides(set_)
     cfg = load_config(TrainConfig, config, overrides)
-    result = train(usable_labels(data), cfg, out, resume=resume)
+    result = train(crop_rows(usable_labels(data), None, crop), cfg, out, resume=resume)
+    if crop is not None:
+        attach_detector(result.model_dir, crop)
     score = f"validation MAP@5 {result.val_map5:.3f}, " if result.val_map5 is not None else ""
     stdout.print(f"{score}new_whale threshold {result.threshold}; model: {result.model_dir}")
 
@@ -208,6 +204,7 @@ def demo(
 
 
 register_identify(app)
+register_detect(app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import typer
 
+from flukeid.cli_detect import crop_queries, crop_rows
 from flukeid.data.catalogue import IMAGE_SUFFIXES
 from flukeid.errors import FlukeidError
 from flukeid.progress import progress_bar, stdout
@@ -51,12 +52,13 @@ def gallery_build(
     data: Path = typer.Argument(..., help="Catalogue folder: its labelled photos are enrolled."),
     out: Path = typer.Option(Path("gallery"), help="Gallery folder to create."),
     index: str = typer.Option("flat", help="flat (exact), hnsw or ivf (large catalogues)."),
+    crop: Path | None = typer.Option(None, help="Detector folder to crop photos with (default: the model's own)."),
 ) -> None:
     """Embed a catalogue's labelled photos into a new gallery."""
     from flukeid.gallery.build import build_gallery
     from flukeid.models.artifact import load_model
 
-    labels = usable_labels(data)
+    labels = crop_rows(usable_labels(data), model, crop)
     with progress_bar("embedding catalogue") as update:
         built = build_gallery(load_model(model), labels, out, index=index, progress=update)
     (out / MODEL_LINK).write_text(str(model.resolve()))
@@ -92,7 +94,7 @@ def enroll(
     g = Gallery.open(gallery)
     artifact = load_model(_model_of(gallery, model))
     g.check_model(artifact.model_id)
-    embedded = embed_paths(artifact, image_paths(images))
+    embedded = embed_paths(artifact, crop_queries(image_paths(images), artifact.path, None))
     for path, reason in embedded.failed.items():
         stdout.print(f"[red]skipped {path}: {reason}[/]")
     if embedded.paths:
@@ -125,6 +127,7 @@ def identify_command(
     threshold: float | None = typer.Option(None, help="new_whale threshold (default: the model's tuned one)."),
     report: bool = typer.Option(True, help="Write the HTML report with thumbnails."),
     rerank: bool = typer.Option(False, help="Re-score the top candidates by RootSIFT matching (see `tune`)."),
+    crop: Path | None = typer.Option(None, help="Detector folder to crop photos with (default: the model's own)."),
 ) -> None:
     """Top-5 individuals (or new_whale) for each photo: Kaggle submission, JSON lines and an HTML report."""
     from flukeid.gallery import Gallery
@@ -137,9 +140,8 @@ def identify_command(
 
     reranker = Reranker.for_gallery(g) if rerank else None
     with progress_bar("identifying") as update:
-        predictions = identify(
-            load_model(model), g, image_paths(images), threshold=threshold, progress=update, reranker=reranker
-        )
+        queries = crop_queries(image_paths(images), model, crop)
+        predictions = identify(load_model(model), g, queries, threshold=threshold, progress=update, reranker=reranker)
     written = write_outputs(predictions, out)
     if report:
         best = {p.individual: Path(p.path) for p in reversed(g.photos()) if p.path}
@@ -157,6 +159,7 @@ def evaluate_command(
     split: str = typer.Option("whale", help="closed, open or whale."),
     seed: int = typer.Option(0, help="Split seed."),
     out: Path = typer.Option(Path("evaluate-out"), help="Folder for submission, report and PR curve."),
+    crop: Path | None = typer.Option(None, help="Detector folder to crop photos with (default: the model's own)."),
 ) -> None:
     """Split -> gallery -> identify -> score: MAP@5, top-1/5, BAKS, BAUS, new-individual AUC."""
     from flukeid.data.splits import make_split
@@ -165,7 +168,7 @@ def evaluate_command(
     from flukeid.models.artifact import load_model
     from flukeid.report.plots import plot_novelty_pr
 
-    parts = make_split(usable_labels(data), split, seed=seed)
+    parts = make_split(crop_rows(usable_labels(data), model, crop), split, seed=seed)
     evaluation = evaluate_split(load_model(model), parts)
     paths = list(parts.test["path"].map(Path))
     predictions = [Prediction(p.name, p, r) for p, r in zip(paths, evaluation.rankings)]
@@ -191,7 +194,7 @@ def verify(
     from flukeid.models.artifact import load_model
 
     artifact = load_model(model)
-    embedded = embed_paths(artifact, [first, second], num_workers=0)
+    embedded = embed_paths(artifact, crop_queries([first, second], model, None), num_workers=0)
     if embedded.failed:
         raise FlukeidError("; ".join(f"{p}: {why}" for p, why in embedded.failed.items()))
     cosine = float(embedded.vectors[0] @ embedded.vectors[1])
@@ -215,7 +218,7 @@ def cluster(
     from flukeid.models.artifact import load_model
 
     artifact = load_model(model)
-    embedded = embed_paths(artifact, image_paths(images))
+    embedded = embed_paths(artifact, crop_queries(image_paths(images), model, None))
     cut = threshold if threshold is not None else (artifact.threshold or 0.5)
     labels = cluster_embeddings(embedded.vectors, cut)
     pd.DataFrame({"Image": [p.name for p in embedded.paths], "Cluster": labels}).to_csv(out, index=False)
@@ -227,14 +230,19 @@ def frozen(
     backbone: str = typer.Option("efficientnet_lite2", help="Backbone with offline ImageNet weights."),
     tune_on: Path | None = typer.Option(None, "--tune-on", help="Catalogue to tune the new_whale threshold on."),
     size: int | None = typer.Option(None, help="Square input size (default: the backbone's)."),
+    crop: Path | None = typer.Option(None, help="Detector folder: the model crops every photo with it."),
 ) -> None:
     """A model of frozen ImageNet features (no training), optionally tuned on a catalogue."""
     from flukeid.identify.tune import frozen_model, tune_model
 
     artifact = frozen_model(backbone, out, (size, size) if size else None)
+    if crop is not None:
+        from flukeid.detect.model import attach_detector
+
+        attach_detector(out, crop)
     message = f"frozen {backbone} model -> {out}"
     if tune_on is not None:
-        tuning = tune_model(artifact, usable_labels(tune_on))
+        tuning = tune_model(artifact, crop_rows(usable_labels(tune_on), out, None))
         message += f"; threshold {tuning.threshold:.4f} (validation MAP@5 {tuning.map5:.3f})"
     stdout.print(message)
 
@@ -249,7 +257,7 @@ def tune(
     from flukeid.identify.tune import tune_model, tune_rerank
     from flukeid.models.artifact import load_model
 
-    labels = usable_labels(data)
+    labels = crop_rows(usable_labels(data), model, None)
     tuning = tune_model(load_model(model), labels, seed=seed)
     stdout.print(f"threshold {tuning.threshold:.4f} (validation MAP@5 {tuning.map5:.3f})")
     if rerank:

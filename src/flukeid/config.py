@@ -76,6 +76,17 @@ def from_dict(cls: type[T], values: Mapping[str, Any], where: str = "config") ->
     return cls(**kwargs)
 
 
+def parse_overrides(items: typing.Iterable[str]) -> dict[str, Any]:
+    """``["loss.name=triplet", "epochs=3"]`` -> ``{"loss.name": "triplet", "epochs": 3}`` (values read as YAML)."""
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects KEY=VALUE, found {item!r}")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return overrides
+
+
 def load_config(cls: type[T], path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> T:
     """Load ``cls`` from a YAML file (missing keys keep their defaults), then apply dotted overrides."""
     values: dict[str, Any] = {}

@@ -88,10 +88,12 @@ def build_transform(
     augment: AugmentConfig | None = None,
     flip_is_new_id: bool = False,
     bboxes: bool = False,
+    seed: int | None = None,
 ) -> A.Compose:
     """Letterbox to ``size`` (height, width), augment when ``augment`` is given, normalise, to tensor.
 
-    With ``bboxes`` the pipeline also moves ``bboxes`` (pascal_voc x0,y0,x1,y1) with the image.
+    With ``bboxes`` the pipeline also moves ``bboxes`` (pascal_voc x0,y0,x1,y1) with the image. ``seed`` makes
+    the random draws repeatable (albumentations derives a distinct stream per DataLoader worker).
     """
     steps = _letterbox(size)
     if augment is not None:
@@ -101,7 +103,7 @@ def build_transform(
         steps += _augmentations(cfg)
     steps += [A.Normalize(mean=mean, std=std), ToTensorV2()]
     box_params = A.BboxParams(format="pascal_voc", label_fields=["labels"], clip=True) if bboxes else None
-    return A.Compose(steps, bbox_params=box_params)
+    return A.Compose(steps, bbox_params=box_params, seed=seed)
 
 
 def to_tensor(transform: A.Compose, image: np.ndarray) -> torch.Tensor:

@@ -80,7 +80,7 @@ def _mobilenetv2(pretrained: bool) -> Backbone:
             body.load_state_dict(torch.load(file, map_location="cpu", weights_only=True))
     body.classifier = nn.Identity()
     spec = BackboneSpec("mobilenetv2", 1280, (224, 224), IMAGENET_MEAN, IMAGENET_STD)
-    return Backbone(body, body.features, spec)
+    return Backbone(body, lambda x: body.features(x), spec)  # a lambda: not registered twice as a submodule
 
 
 def _timm(name: str, pretrained: bool) -> Backbone:

@@ -70,7 +70,7 @@ def _loaders(
     split: Split, rows: LabelledRows, cfg: TrainConfig, model: EmbeddingModel
 ) -> tuple[DataLoader, DataLoader | None, ValidationSet | None]:
     size, spec = _image_size(cfg.model, model), model.backbone.spec
-    train_tf = build_transform(size, spec.mean, spec.std, cfg.augment, flip_is_new_id=cfg.flip_as_new_id)
+    train_tf = build_transform(size, spec.mean, spec.std, cfg.augment, flip_is_new_id=cfg.flip_as_new_id, seed=cfg.seed)
     plain_tf = build_transform(size, spec.mean, spec.std)
     sampler = IdentityBatchSampler(
         rows.labels,

@@ -1,0 +1,1 @@
+"""Find the fluke: a one-box detector, its evaluation, and crops for the identity stages."""
