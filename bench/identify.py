@@ -5,7 +5,9 @@ Methods, each tuned only on the catalogue part of the split (never on the querie
 - frozen+rerank: the same, with the top 10 individuals re-scored by RootSIFT + RANSAC homography inliers
   (fusion weight and threshold tuned on the same open split of the catalogue)
 - softmax: the starting system's classifier recipe (configs/softmax.yaml), embeddings from its neck
-- default: flukeid's default pipeline: fine-tuned with configs/arcface.yaml, then re-ranked like frozen+rerank
+- default: flukeid's default pipeline: photos cropped by a fluke detector trained on the catalogue part's boxes
+  (when the catalogue has a boxes file; nyala-dev has none), fine-tuned with configs/arcface.yaml, then
+  re-ranked like frozen+rerank
 
     python bench/identify.py --data synthetic --data ../shared/data/nyala-dev --methods frozen softmax default
     python bench/identify.py --speed   # throughput and latency only
@@ -22,7 +24,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 import torch
-from common import catalogue
+from common import boxes_of, catalogue, cropped_split
 
 from flukeid.config import load_config
 from flukeid.data.check import check_catalogue
@@ -67,15 +69,17 @@ def accuracy(args: argparse.Namespace) -> None:
     print("| data | method | MAP@5 | top-1 known | BAKS | BAUS | new-ind. AUC | s/seed |")
     print("|---|---|---|---|---|---|---|---|")
     for data in args.data:
-        labels = check_catalogue(catalogue(data, work)).usable_labels()
+        root = catalogue(data, work)
+        labels, boxes = check_catalogue(root).usable_labels(), boxes_of(root)
         for method in args.methods:
             runs, seconds = [], []
             for seed in args.seeds:
                 start = time.time()
                 split = make_split(labels, "whale", seed=seed)
-                artifact = model_for(
-                    method, split.train, seed, args, work / "runs" / f"{Path(data).name}-{method}-{seed}"
-                )
+                out = work / "runs" / f"{Path(data).name}-{method}-{seed}"
+                if method == "default" and boxes is not None:
+                    split = cropped_split(split, boxes, out.with_name(out.name + "-detector")).split
+                artifact = model_for(method, split.train, seed, args, out)
                 rerank = method in RERANKED
                 runs.append(evaluate_split(artifact, split, num_workers=args.workers, rerank=rerank).scores)
                 seconds.append(time.time() - start)

@@ -52,8 +52,9 @@ def encode_labels(frame: pd.DataFrame, flip_as_new_id: bool = False) -> Labelled
     return LabelledRows(paths, labels, flipped, classes)
 
 
-class PhotoDataset(Dataset[tuple[torch.Tensor, int]]):
-    """Row i -> (image (3, H, W) after ``transform``, label). Mirrored first where ``flipped[i]``."""
+class PhotoDataset(Dataset[tuple[torch.Tensor, int] | tuple[torch.Tensor, int, int]]):
+    """Row i -> (image (3, H, W) after ``transform``, label[, i with ``with_index``]). Mirrored first where
+    ``flipped[i]``."""
 
     def __init__(
         self,
@@ -61,15 +62,17 @@ class PhotoDataset(Dataset[tuple[torch.Tensor, int]]):
         labels: Sequence[int],
         transform: A.Compose,
         flipped: Sequence[bool] | None = None,
+        with_index: bool = False,
     ):
-        self.paths, self.labels, self.transform = list(paths), list(labels), transform
+        self.paths, self.labels, self.transform, self.with_index = list(paths), list(labels), transform, with_index
         self.flipped = list(flipped) if flipped is not None else [False] * len(self.paths)
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int] | tuple[torch.Tensor, int, int]:
         image = np.asarray(read_image(Path(self.paths[i])))
         if self.flipped[i]:
             image = np.ascontiguousarray(image[:, ::-1])
-        return to_tensor(self.transform, image), self.labels[i]
+        tensor = to_tensor(self.transform, image)
+        return (tensor, self.labels[i], i) if self.with_index else (tensor, self.labels[i])

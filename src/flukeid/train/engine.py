@@ -6,6 +6,7 @@ import logging
 import shutil
 import signal
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,11 +26,12 @@ from flukeid.data.splits import Split, make_split
 from flukeid.data.transforms import build_transform
 from flukeid.errors import FlukeidError
 from flukeid.identify.tune import write_tuning
-from flukeid.models.artifact import ModelConfig, build_model, save_model
+from flukeid.models.artifact import Artifact, ModelConfig, build_model, save_model
 from flukeid.models.head import EmbeddingModel
 from flukeid.train.config import TrainConfig
 from flukeid.train.losses import build_loss
 from flukeid.train.module import IdentityModule, ValidationSet
+from flukeid.train.teacher import DistillConfig, DistillLoss, teacher_targets
 
 log = logging.getLogger(__name__)
 logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # set at import by lightning; its tips are noise
@@ -67,7 +69,7 @@ def _image_size(cfg: ModelConfig, model: EmbeddingModel) -> tuple[int, int]:
 
 
 def _loaders(
-    split: Split, rows: LabelledRows, cfg: TrainConfig, model: EmbeddingModel
+    split: Split, rows: LabelledRows, cfg: TrainConfig, model: EmbeddingModel, with_index: bool = False
 ) -> tuple[DataLoader, DataLoader | None, ValidationSet | None]:
     size, spec = _image_size(cfg.model, model), model.backbone.spec
     train_tf = build_transform(size, spec.mean, spec.std, cfg.augment, flip_is_new_id=cfg.flip_as_new_id, seed=cfg.seed)
@@ -81,7 +83,8 @@ def _loaders(
         seed=cfg.seed,
     )
     workers = {"num_workers": cfg.num_workers, "persistent_workers": cfg.num_workers > 0}
-    train = DataLoader(PhotoDataset(rows.paths, rows.labels, train_tf, rows.flipped), batch_sampler=sampler, **workers)
+    photos = PhotoDataset(rows.paths, rows.labels, train_tf, rows.flipped, with_index=with_index)
+    train = DataLoader(photos, batch_sampler=sampler, **workers)
     if split.test.empty:
         return train, None, None
     gallery = split.train[split.train["Id"] != NEW_WHALE]
@@ -121,16 +124,31 @@ def _prepare_run_folder(out: Path, cfg: TrainConfig, resume: bool) -> Path:
     return checkpoints
 
 
-def train(labels: pd.DataFrame, cfg: TrainConfig, out: Path, resume: bool = True, progress: bool = True) -> TrainResult:
-    """Train on labelled rows (Image, Id, path) and write the model directory ``out/model``."""
+def train(
+    labels: pd.DataFrame,
+    cfg: TrainConfig,
+    out: Path,
+    resume: bool = True,
+    progress: bool = True,
+    teachers: Sequence[Artifact] = (),
+    distill: DistillConfig | None = None,
+) -> TrainResult:
+    """Train on labelled rows (Image, Id, path) and write the model directory ``out/model``.
+
+    With ``teachers``, the model also learns from them (`flukeid.train.teacher`, weights in ``distill``).
+    """
     check_trainable(labels, cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     split = make_split(labels, "open", cfg.seed, cfg.val_query_share, cfg.val_unknown_share)
     rows = encode_labels(split.train, cfg.flip_as_new_id)
     model = build_model(cfg.model)
     loss = build_loss(cfg.loss, len(rows.classes), model.dim)
-    train_loader, val_loader, val_set = _loaders(split, rows, cfg, model)
-    module = IdentityModule(model, loss, cfg.optim, val_set)
+    train_loader, val_loader, val_set = _loaders(split, rows, cfg, model, with_index=bool(teachers))
+    teacher = None
+    if teachers:
+        targets = teacher_targets(teachers, rows.paths, rows.classes, rows.flipped)
+        teacher = DistillLoss(targets, distill or DistillConfig())
+    module = IdentityModule(model, loss, cfg.optim, val_set, teacher)
     checkpoints = _prepare_run_folder(out, cfg, resume)
     best = ModelCheckpoint(
         checkpoints,

@@ -15,6 +15,7 @@ from flukeid.metrics import top_k_accuracy
 from flukeid.models.head import EmbeddingModel
 from flukeid.train.config import OptimConfig
 from flukeid.train.losses import IdentityLoss
+from flukeid.train.teacher import DistillLoss
 
 
 @dataclass(frozen=True)
@@ -47,9 +48,16 @@ def evaluate_embeddings(embeddings: np.ndarray, val: ValidationSet) -> Validatio
 class IdentityModule(L.LightningModule):
     """Train ``model`` with ``loss``; AdamW with a lower backbone lr, warm-up + cosine, frozen first epochs."""
 
-    def __init__(self, model: EmbeddingModel, loss: IdentityLoss, optim: OptimConfig, val: ValidationSet | None):
+    def __init__(
+        self,
+        model: EmbeddingModel,
+        loss: IdentityLoss,
+        optim: OptimConfig,
+        val: ValidationSet | None,
+        distill: DistillLoss | None = None,
+    ):
         super().__init__()
-        self.model, self.loss, self.optim, self.val = model, loss, optim, val
+        self.model, self.loss, self.optim, self.val, self.distill = model, loss, optim, val, distill
         self._val_embeddings: list[torch.Tensor] = []
         self.last_validation: ValidationResult | None = None
 
@@ -64,9 +72,14 @@ class IdentityModule(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         self._set_backbone_trainable(self.current_epoch >= self.optim.freeze_epochs)
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        images, labels = batch
-        loss = self.loss(self.model(images), labels)
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+        images, labels, *index = batch  # the row index comes along when distilling
+        embeddings = self.model(images)
+        loss = self.loss(embeddings, labels)
+        if self.distill is not None:
+            teacher_term = self.distill(embeddings, self.loss.logits(embeddings), index[0])
+            self.log("train/distill", teacher_term, on_step=False, on_epoch=True, batch_size=len(labels))
+            loss = loss + teacher_term
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(labels))
         return loss
 
