@@ -13,19 +13,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from flukeid.config import load_config, save_config
 from flukeid.errors import FlukeidError
+from flukeid.models.artifact import replacing_folder, state_file
 from flukeid.models.backbones import Backbone, create_backbone
 
 WEIGHTS, CONFIG, METRICS = "detector.safetensors", "detector.yaml", "metrics.json"
@@ -92,14 +91,10 @@ def build_detector(cfg: DetectorConfig, pretrained: bool | None = None) -> BoxDe
 
 def save_detector(path: Path, model: BoxDetector, cfg: DetectorConfig, metrics: dict[str, Any]) -> Path:
     """Write the detector folder atomically (a temporary sibling renamed into place)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, tmp / WEIGHTS)
-    save_config(cfg, tmp / CONFIG)
-    (tmp / METRICS).write_text(json.dumps(metrics, indent=2))
-    if path.exists():
-        shutil.rmtree(path)
-    os.replace(tmp, path)
+    with replacing_folder(path) as tmp:
+        state_file(model.state_dict(), tmp / WEIGHTS)
+        save_config(cfg, tmp / CONFIG)
+        (tmp / METRICS).write_text(json.dumps(metrics, indent=2))
     return path
 
 

@@ -13,6 +13,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +62,27 @@ def build_model(cfg: ModelConfig, pretrained: bool | None = None) -> EmbeddingMo
     return EmbeddingModel(backbone, cfg.embedding_dim, cfg.dropout)
 
 
+@contextmanager
+def replacing_folder(path: Path) -> Iterator[Path]:
+    """A temporary sibling folder to fill; it replaces ``path`` whole when the block ends (readers never see a
+    half-written folder), and is removed if the block fails."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if path.exists():
+        shutil.rmtree(path)
+    os.replace(tmp, path)
+
+
+def state_file(module_state: dict[str, torch.Tensor], path: Path) -> None:
+    """Save tensors as safetensors (detached, on CPU, contiguous)."""
+    save_file({k: v.detach().cpu().contiguous() for k, v in module_state.items()}, path)
+
+
 def save_model(
     path: Path,
     model: EmbeddingModel,
@@ -71,21 +94,16 @@ def save_model(
     files: dict[str, Path] | None = None,
 ) -> Path:
     """Write the model directory atomically (a temporary sibling renamed into place)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, tmp / "model.safetensors")
-    if head_state:
-        save_file({k: v.detach().cpu().contiguous() for k, v in head_state.items()}, tmp / "head.safetensors")
-    save_config(cfg, tmp / "model.yaml")
-    (tmp / "labels.json").write_text(json.dumps(labels))
-    (tmp / "threshold.json").write_text(json.dumps({"threshold": threshold, **(extra or {})}, indent=2))
-    for name, source in (files or {}).items():
-        if source.is_file():
-            shutil.copy2(source, tmp / name)
-    if path.exists():
-        shutil.rmtree(path)
-    os.replace(tmp, path)
+    with replacing_folder(path) as tmp:
+        state_file(model.state_dict(), tmp / "model.safetensors")
+        if head_state:
+            state_file(head_state, tmp / "head.safetensors")
+        save_config(cfg, tmp / "model.yaml")
+        (tmp / "labels.json").write_text(json.dumps(labels))
+        (tmp / "threshold.json").write_text(json.dumps({"threshold": threshold, **(extra or {})}, indent=2))
+        for name, source in (files or {}).items():
+            if source.is_file():
+                shutil.copy2(source, tmp / name)
     return path
 
 
