@@ -123,10 +123,10 @@ def run_demo(work: Path, seed: int = 0, quick: bool = False) -> DemoResult:
     cfg = QUICK_TRAINING if quick else DEMO_TRAINING
     result = train(crops, cfg, work / "run", resume=False, progress=not quick)
     attach_detector(result.model_dir, detector.path)
+    artifact = load_model(result.model_dir)
     with progress_bar("fitting re-ranking") as update:
         update(0, 1)
-        tune_rerank(load_model(result.model_dir), crops, seed=seed)
-    artifact = load_model(result.model_dir)
+        tune_rerank(artifact, crops, seed=seed)  # writes rerank.json, which identify reads
     gallery_dir = work / "gallery"
     if gallery_dir.exists():
         shutil.rmtree(gallery_dir)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from flukeid.data.catalogue import BOXES_NAMES
+from flukeid.data.catalogue import BOXES_NAMES, is_image
 from flukeid.data.images import read_image
 from flukeid.detect.model import Detector
 from flukeid.detect.predict import BoxPrediction, predict_boxes
@@ -150,8 +150,6 @@ def crop_catalogue(
 ) -> pd.DataFrame:
     """Write a cropped copy of a catalogue folder: every photo at the same relative path, the label files
     copied, and ``crops.csv`` with each photo's box, confidence and fallback. Returns that table."""
-    from flukeid.data.catalogue import is_image
-
     data, out = Path(data), Path(out)
     photos = sorted(p for p in data.rglob("*") if is_image(p))
     crops = crop_photos(detector, photos, settings, progress=progress)
