@@ -17,7 +17,7 @@ from torchvision.ops import box_iou, generalized_box_iou_loss
 
 from flukeid.data.transforms import AugmentConfig, build_transform
 from flukeid.detect.data import BoxDataset, BoxRows
-from flukeid.detect.model import BoxDetector, DetectorConfig, build_detector, load_detector, save_detector
+from flukeid.detect.model import BoxDetector, Detector, DetectorConfig, build_detector, save_detector
 from flukeid.detect.predict import DetectorEvaluation, evaluate_detector
 from flukeid.errors import ConfigError
 
@@ -121,12 +121,12 @@ def train_detector(rows: BoxRows, cfg: DetectTrainConfig, out: Path, progress: b
         callbacks=[RichProgressBar()] if progress else [],
     )
     trainer.fit(BoxModule(model, cfg), loader)
-    save_detector(out, model, cfg.model, {"trained_on": len(train_rows), "held_out": len(held_out)})
+    counts = {"trained_on": len(train_rows), "held_out": len(held_out)}
     if len(held_out) == 0:
+        save_detector(out, model, cfg.model, counts)
         return DetectorTraining(out, None, held_out)
-    detector = load_detector(out)
-    evaluation = evaluate_detector(detector, held_out, num_workers=cfg.num_workers)
-    scores = dataclasses.asdict(evaluation.scores)
-    save_detector(out, detector.model, cfg.model, {"trained_on": len(train_rows), "held_out": len(held_out), **scores})
+    trained = Detector(out, model.cpu().eval(), cfg.model, detector_id="", metrics=counts)  # scored before saving
+    evaluation = evaluate_detector(trained, held_out, num_workers=cfg.num_workers)
+    save_detector(out, model, cfg.model, counts | dataclasses.asdict(evaluation.scores))
     log.info("held-out boxes: mean IoU %.3f, AP@0.5 %.3f", evaluation.scores.mean_iou, evaluation.scores.ap50)
     return DetectorTraining(out, evaluation, held_out)
