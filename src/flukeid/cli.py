@@ -11,6 +11,7 @@ from rich.table import Table
 
 from flukeid.cli_detect import register as register_detect
 from flukeid.cli_identify import register as register_identify
+from flukeid.cli_serve import register as register_serve
 from flukeid.data.images import DEFAULT_MAX_PIXELS
 from flukeid.errors import FlukeidError
 from flukeid.progress import console, progress_bar, setup_logging, stdout
@@ -265,6 +266,7 @@ def demo(
 
 register_identify(app)
 register_detect(app)
+register_serve(app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -282,6 +282,15 @@ class Gallery:
         with self._transaction() as conn:
             return [Photo(*row) for row in conn.execute(query + where + " ORDER BY id", args)]
 
+    def photo_individuals(self, photo_ids: Sequence[int]) -> list[str | None]:
+        """The individual of each photo id, as searched now (None for an id the gallery does not hold)."""
+        with self._lock:
+            state = self._current()
+        if len(state.ids) == 0:
+            return [None] * len(photo_ids)
+        places = np.minimum(np.searchsorted(state.ids, np.asarray(photo_ids, np.int64)), len(state.ids) - 1)
+        return [state.names[p] if state.ids[p] == i else None for p, i in zip(places.tolist(), photo_ids)]
+
     def all_vectors(self) -> np.ndarray:
         """The unit embeddings (G, dim) float32 of all photos, in id order (as `photos()`)."""
         with self._transaction() as conn:

@@ -1,0 +1,184 @@
+"""A curated catalogue folder: the model, the gallery it searches, the service database and the uploads.
+
+    CATALOG_DIR/catalog.json     model and gallery folders, database URL, upload limits
+    CATALOG_DIR/catalog.sqlite   the default database (individuals, photos, encounters, decisions, users)
+    CATALOG_DIR/uploads/         uploaded photos under generated names
+
+``init_catalog`` makes one from a model and a gallery (``flukeid gallery build``); the gallery's photos become
+the catalogue's photos. ``Matcher`` turns an encounter's photos into proposals.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from flukeid import NEW_WHALE
+from flukeid.embed import embed_paths
+from flukeid.errors import FlukeidError
+from flukeid.gallery import Gallery
+from flukeid.identify.calibration import Calibration, match_features
+from flukeid.identify.ranking import ScoreTable, rank
+from flukeid.models.artifact import Artifact, load_model
+from flukeid.serve.db import Individual, Photo, sessions
+
+SETTINGS_FILE = "catalog.json"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What an upload may be: bytes per file, pixels per photo, photos per encounter."""
+
+    max_bytes: int = 20 * 2**20
+    max_pixels: int = 40_000_000
+    max_files: int = 20
+
+
+@dataclass(frozen=True)
+class CatalogSettings:
+    model: str
+    gallery: str
+    database: str
+    limits: Limits = field(default_factory=Limits)
+
+    @classmethod
+    def load(cls, folder: Path) -> CatalogSettings:
+        path = Path(folder) / SETTINGS_FILE
+        if not path.is_file():
+            raise FlukeidError(f"{folder}: not a flukeid catalogue (no {SETTINGS_FILE}); run `flukeid catalog init`")
+        raw = json.loads(path.read_text())
+        missing = {"model", "gallery", "database"} - raw.keys()
+        if missing:
+            raise FlukeidError(f"{path} lacks {', '.join(sorted(missing))}")
+        return cls(raw["model"], raw["gallery"], raw["database"], Limits(**raw.get("limits", {})))
+
+    def save(self, folder: Path) -> None:
+        (Path(folder) / SETTINGS_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+
+def default_database(folder: Path) -> str:
+    return f"sqlite:///{(Path(folder) / 'catalog.sqlite').resolve()}"
+
+
+def init_catalog(folder: Path, model: Path, gallery: Path, database: str | None = None) -> CatalogSettings:
+    """Create a catalogue folder searching ``gallery`` with ``model``; the gallery's photos are imported."""
+    folder = Path(folder)
+    if (folder / SETTINGS_FILE).exists():
+        raise FlukeidError(f"{folder} is already a catalogue ({SETTINGS_FILE} exists)")
+    artifact, store = load_model(model), Gallery.open(gallery)
+    store.check_model(artifact.model_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "uploads").mkdir(exist_ok=True)
+    settings = CatalogSettings(
+        str(Path(model).resolve()), str(Path(gallery).resolve()), database or default_database(folder)
+    )
+    make_session = sessions(settings.database)
+    with make_session.begin() as session:
+        import_gallery(session, store)
+    settings.save(folder)
+    return settings
+
+
+def import_gallery(session: Session, gallery: Gallery) -> int:
+    """Add the gallery's photos (and their individuals) that the database does not hold yet."""
+    known = set(session.scalars(select(Photo.gallery_id).where(Photo.gallery_id.is_not(None))))
+    individuals = set(session.scalars(select(Individual.id)))
+    added = 0
+    for photo in gallery.photos():
+        if photo.id in known:
+            continue
+        if photo.individual not in individuals and photo.individual != NEW_WHALE:
+            session.add(Individual(id=photo.individual))
+            individuals.add(photo.individual)
+        session.add(
+            Photo(
+                image=photo.image,
+                original_name=photo.image,
+                path=photo.path or "",
+                status="catalogue",
+                individual_id=photo.individual,
+                gallery_id=photo.id,
+                sha1=photo.sha1,
+            )
+        )
+        added += 1
+    return added
+
+
+@dataclass(frozen=True)
+class Candidate:
+    individual: str
+    score: float
+    probability: float  # P(the encounter shows this individual)
+    photos: list[int]  # gallery ids of its catalogue photos most like the encounter, best first
+
+
+@dataclass(frozen=True)
+class Proposals:
+    candidates: list[Candidate]
+    new_probability: float  # P(none of the catalogue's individuals: a new one)
+    new_rank: int  # 0-based place of the new-individual option among the candidates (threshold rule)
+
+
+class Matcher:
+    """Embeds photos with the catalogue's model and ranks the gallery's individuals for an encounter."""
+
+    def __init__(self, artifact: Artifact, gallery: Gallery, photos_per_candidate: int = 3) -> None:
+        gallery.check_model(artifact.model_id)
+        self.artifact, self.gallery = artifact, gallery
+        self.calibration = Calibration.load(artifact.path / "calibration.json")
+        self.threshold = artifact.threshold
+        self.photos_per_candidate = photos_per_candidate
+
+    @classmethod
+    def of(cls, settings: CatalogSettings) -> Matcher:
+        return cls(load_model(Path(settings.model)), Gallery.open(Path(settings.gallery)))
+
+    def embed(self, paths: list[Path]) -> dict[Path, np.ndarray]:
+        """Unit embeddings of readable photos (workers 0: a server thread must not fork)."""
+        embedded = embed_paths(self.artifact, paths, num_workers=0)
+        return dict(zip(embedded.paths, embedded.vectors))
+
+    def _probability_same(self, scores: np.ndarray) -> np.ndarray:
+        if self.calibration is not None:
+            return self.calibration.same(scores.reshape(-1, 1))
+        centre = 0.5 if self.threshold is None else self.threshold
+        return 1.0 / (1.0 + np.exp(-(scores - centre) / 0.05))
+
+    def proposals(self, vectors: np.ndarray, k: int = 5) -> Proposals:
+        """The k individuals most like an encounter's photos (``vectors`` (P, dim)): each individual's score is
+        its best similarity to any of the photos; the new-individual option is placed by the tuned threshold."""
+        table = self.gallery.score_table(vectors)
+        combined = ScoreTable(table.individuals, table.scores.max(axis=0, keepdims=True))
+        if not combined.individuals:
+            return Proposals([], 1.0, 0)
+        ranking = rank(combined, k=k + 1, threshold=self.threshold)[0]
+        names = [name for name in ranking.ids if name != NEW_WHALE][:k]
+        new_rank = ranking.ids.index(NEW_WHALE) if NEW_WHALE in ranking.ids else len(names)
+        scores = np.array([s for name, s in zip(ranking.ids, ranking.scores) if name != NEW_WHALE][:k])
+        if self.calibration is not None:
+            p_best = float(self.calibration.match(match_features(combined))[0])
+        else:
+            p_best = float(self._probability_same(scores[:1])[0])
+        same = self._probability_same(scores)
+        best = self._best_photos(vectors, set(names))
+        candidates = [
+            Candidate(name, float(score), float(p), best.get(name, [])) for name, score, p in zip(names, scores, same)
+        ]
+        return Proposals(candidates, 1.0 - p_best if math.isfinite(p_best) else 1.0, min(new_rank, len(names)))
+
+    def _best_photos(self, vectors: np.ndarray, names: set[str]) -> dict[str, list[int]]:
+        hits = self.gallery.search(vectors, k=200)
+        order = np.argsort(-hits.similarity, axis=None, kind="stable")
+        ids = [i for i in hits.ids.reshape(-1)[order].tolist() if i >= 0]
+        best: dict[str, list[int]] = {name: [] for name in names}
+        for photo_id, name in zip(ids, self.gallery.photo_individuals(ids)):
+            if name in best and photo_id not in best[name] and len(best[name]) < self.photos_per_candidate:
+                best[name].append(photo_id)
+        return best

@@ -1,0 +1,298 @@
+"""What the curator service does, apart from HTTP: upload encounters, propose matches, record decisions (and
+undo them) with their audit trail, and grow the gallery at once when a match is confirmed."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from flukeid import NEW_WHALE
+from flukeid.serve.catalog import CatalogSettings, Matcher, Proposals
+from flukeid.serve.db import Decision, Encounter, Individual, Photo, sessions
+from flukeid.serve.uploads import StoredPhoto, UploadRejected, read_limited, store_photo
+
+ACTIONS: tuple[str, ...] = ("match", "new", "reject")
+_INDIVIDUAL = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")  # no spaces: a Kaggle submission separates IDs by spaces
+
+
+class ServiceError(Exception):
+    """A request the service refuses: ``status`` is the HTTP status that says why (404, 409, 413, 415, 422)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Upload:
+    name: str
+    stream: Any  # a binary file object
+
+
+def _vector(photo: Photo) -> np.ndarray:
+    if photo.vector is None:
+        raise ServiceError(409, f"photo {photo.id} has no embedding")
+    return np.frombuffer(photo.vector, dtype="<f4")
+
+
+class Curation:
+    """The service's state: database sessions, the matcher (model + gallery) and the uploads folder.
+
+    Decisions and undos hold one lock, so a process never interleaves two gallery writes; the version check in
+    the encounter's UPDATE makes a second decision on the same encounter fail with 409 across processes too."""
+
+    def __init__(self, folder: Path, settings: CatalogSettings, matcher: Matcher | None = None) -> None:
+        self.folder, self.settings = Path(folder), settings
+        self.make_session: sessionmaker[Session] = sessions(settings.database)
+        self.matcher = matcher or Matcher.of(settings)
+        self.uploads = self.folder / "uploads"
+        self._lock = threading.Lock()
+
+    # -- uploads -----------------------------------------------------------------------------------------------
+
+    def _store(self, files: Sequence[Upload], folder: Path) -> list[StoredPhoto]:
+        limits = self.settings.limits
+        if not files:
+            raise ServiceError(422, "no photos were sent")
+        if len(files) > limits.max_files:
+            raise ServiceError(413, f"{len(files)} photos sent; at most {limits.max_files} per encounter")
+        stored: list[StoredPhoto] = []
+        try:
+            for upload in files:
+                stored.append(
+                    store_photo(read_limited(upload.stream, upload.name, limits), upload.name, folder, limits)
+                )
+        except UploadRejected as exc:
+            for photo in stored:
+                photo.path.unlink(missing_ok=True)
+            raise ServiceError(exc.status, str(exc)) from exc
+        return stored
+
+    def _embed(self, stored: list[StoredPhoto]) -> list[np.ndarray]:
+        vectors = self.matcher.embed([p.path for p in stored])
+        unread = [p.original_name for p in stored if p.path not in vectors]
+        if unread:
+            for photo in stored:
+                photo.path.unlink(missing_ok=True)
+            raise ServiceError(415, f"cannot read {', '.join(unread)} as photos")
+        return [vectors[p.path] for p in stored]
+
+    def upload(self, files: Sequence[Upload], user: str) -> Encounter:
+        """Store an encounter's photos with their embeddings; it waits for a decision."""
+        stored = self._store(files, self.uploads)
+        vectors = self._embed(stored)
+        with self.make_session.begin() as session:
+            encounter = Encounter(created_by=user, status="pending", version=1)
+            session.add(encounter)
+            session.flush()
+            for photo, vector in zip(stored, vectors):
+                session.add(
+                    Photo(
+                        image=photo.image,
+                        original_name=photo.original_name,
+                        path=str(photo.path),
+                        status="pending",
+                        encounter_id=encounter.id,
+                        sha1=photo.sha1,
+                        width=photo.width,
+                        height=photo.height,
+                        vector=vector.astype("<f4").tobytes(),
+                    )
+                )
+        return encounter
+
+    def identify(self, files: Sequence[Upload], k: int = 5) -> Proposals:
+        """Proposals for photos that are not kept (nothing is stored)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            stored = self._store(files, Path(tmp))
+            return self.matcher.proposals(np.stack(self._embed(stored)), k=k)
+
+    # -- reading -----------------------------------------------------------------------------------------------
+
+    def encounter(self, session: Session, encounter_id: int) -> Encounter:
+        encounter = session.get(Encounter, encounter_id)
+        if encounter is None:
+            raise ServiceError(404, f"no encounter {encounter_id}")
+        return encounter
+
+    def encounter_photos(self, session: Session, encounter_id: int) -> list[Photo]:
+        return list(session.scalars(select(Photo).where(Photo.encounter_id == encounter_id).order_by(Photo.id)))
+
+    def proposals(self, session: Session, encounter_id: int, k: int = 5) -> Proposals:
+        self.encounter(session, encounter_id)
+        photos = self.encounter_photos(session, encounter_id)
+        return self.matcher.proposals(np.stack([_vector(p) for p in photos]), k=k)
+
+    def photos_of_gallery_ids(self, session: Session, gallery_ids: Sequence[int]) -> dict[int, Photo]:
+        if not gallery_ids:
+            return {}
+        rows = session.scalars(select(Photo).where(Photo.gallery_id.in_(list(gallery_ids))))
+        return {p.gallery_id: p for p in rows if p.gallery_id is not None}
+
+    def individual_photos(self, session: Session, individual: str, limit: int | None = None) -> list[Photo]:
+        query = select(Photo).where(Photo.individual_id == individual, Photo.status == "catalogue")
+        return list(session.scalars(query.order_by(Photo.created_at.desc(), Photo.id.desc()).limit(limit)))
+
+    def search_individuals(self, session: Session, text: str = "", limit: int = 50) -> list[tuple[str, int]]:
+        """Individuals whose ID contains ``text`` (case-insensitive), with their catalogue photo counts."""
+        counts = (
+            select(Individual.id, func.count(Photo.id))
+            .join(Photo, (Photo.individual_id == Individual.id) & (Photo.status == "catalogue"), isouter=True)
+            .where(Individual.id.ilike(f"%{text}%"))
+            .group_by(Individual.id)
+            .order_by(Individual.id)
+            .limit(limit)
+        )
+        return [(name, int(n)) for name, n in session.execute(counts)]
+
+    def next_pending(self, session: Session, after: int = 0) -> int | None:
+        query = select(Encounter.id).where(Encounter.status == "pending", Encounter.id > after).order_by(Encounter.id)
+        found = session.scalars(query.limit(1)).first()
+        if found is None and after:
+            return self.next_pending(session, 0)
+        return found
+
+    def catalogue_rows(self, session: Session) -> list[Photo]:
+        query = select(Photo).where(Photo.status == "catalogue", Photo.individual_id.is_not(None))
+        return list(session.scalars(query.order_by(Photo.id)))
+
+    # -- decisions ---------------------------------------------------------------------------------------------
+
+    def decide(
+        self, encounter_id: int, action: str, individual: str | None, user: str, version: int | None = None
+    ) -> Decision:
+        """Match the encounter to ``individual``, make it a new individual named ``individual``, or reject it.
+        Matched photos join the gallery at once. A decision on an encounter that is no longer pending, or
+        whose version moved since ``version``, raises ServiceError(409)."""
+        if action not in ACTIONS:
+            raise ServiceError(422, f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
+        if action != "reject" and not individual:
+            raise ServiceError(422, f"action {action!r} needs an individual")
+        with self._lock, self.make_session() as session, session.begin():
+            encounter = self.encounter(session, encounter_id)
+            if encounter.status != "pending":
+                raise ServiceError(409, f"encounter {encounter_id} was decided already ({encounter.status})")
+            if version is not None and version != encounter.version:
+                raise ServiceError(
+                    409, f"encounter {encounter_id} changed (version {encounter.version}, not {version})"
+                )
+            target = self._target(session, action, individual, user)
+            previous = {"status": encounter.status, "individual": encounter.individual_id, "version": encounter.version}
+            status = {"match": "matched", "new": "new", "reject": "rejected"}[action]
+            moved = session.execute(
+                update(Encounter)
+                .where(Encounter.id == encounter_id, Encounter.version == encounter.version)
+                .values(status=status, individual_id=target, version=encounter.version + 1)
+                .execution_options(synchronize_session=False)
+            )
+            if moved.rowcount != 1:
+                raise ServiceError(409, f"encounter {encounter_id} was decided by someone else meanwhile")
+            decision = Decision(
+                encounter_id=encounter_id, user=user, action=action, individual_id=target, previous=previous
+            )
+            session.add(decision)
+            photos = [p for p in self.encounter_photos(session, encounter_id) if p.status == "pending"]
+            if action == "reject":
+                for photo in photos:
+                    photo.status = "rejected"
+            else:
+                self._enroll(session, photos, target)
+            return decision
+
+    def _target(self, session: Session, action: str, individual: str | None, user: str) -> str | None:
+        if action == "reject":
+            return None
+        assert individual is not None
+        exists = session.get(Individual, individual) is not None
+        if action == "match" and not exists:
+            raise ServiceError(422, f"no individual {individual!r} in the catalogue; use action 'new' to add one")
+        if action == "new":
+            if exists:
+                raise ServiceError(409, f"individual {individual!r} exists already; match to it instead")
+            if individual == NEW_WHALE or not _INDIVIDUAL.match(individual):
+                raise ServiceError(422, f"{individual!r} is not a usable ID: 1-128 letters, digits or _.:- only")
+            session.add(Individual(id=individual, created_by=user))
+        return individual
+
+    def _enroll(self, session: Session, photos: list[Photo], individual: str | None) -> None:
+        """Add photos to the gallery within the open transaction; undone if the commit fails."""
+        vectors = np.stack([_vector(p) for p in photos])
+        ids = self.matcher.gallery.add(
+            [p.image for p in photos],
+            [individual] * len(photos),
+            vectors,
+            paths=[p.path for p in photos],
+            sha1s=[p.sha1 for p in photos],
+        )
+        for photo, gallery_id in zip(photos, ids):
+            photo.status, photo.individual_id, photo.gallery_id = "catalogue", individual, gallery_id
+        try:
+            session.flush()
+        except Exception:
+            self.matcher.gallery.remove(images=[p.image for p in photos])
+            raise
+
+    def undo(self, decision_id: int, user: str) -> Decision:
+        """Undo the latest decision on an encounter: its photos leave the gallery and wait again; an individual
+        the decision created is removed. Undoing anything else raises ServiceError(409)."""
+        with self._lock:
+            return self._undo(decision_id, user)
+
+    def _undo(self, decision_id: int, user: str) -> Decision:
+        with self.make_session() as session, session.begin():
+            decision = session.get(Decision, decision_id)
+            if decision is None:
+                raise ServiceError(404, f"no decision {decision_id}")
+            if decision.action == "undo" or decision.undone_by is not None:
+                raise ServiceError(409, f"decision {decision_id} is an undo or was undone already")
+            latest = session.scalars(
+                select(Decision.id)
+                .where(Decision.encounter_id == decision.encounter_id, Decision.action != "undo")
+                .order_by(Decision.id.desc())
+                .limit(1)
+            ).first()
+            if latest != decision_id:
+                raise ServiceError(409, f"decision {decision_id} is not the latest on its encounter; undo {latest}")
+            encounter = self.encounter(session, decision.encounter_id)
+            previous = {"status": encounter.status, "individual": encounter.individual_id, "version": encounter.version}
+            photos = [p for p in self.encounter_photos(session, encounter.id) if p.status != "pending"]
+            enrolled = [p.image for p in photos if p.gallery_id is not None]
+            for photo in photos:
+                photo.status, photo.individual_id, photo.gallery_id = "pending", None, None
+            encounter.status, encounter.individual_id = decision.previous["status"], decision.previous["individual"]
+            encounter.version += 1
+            session.flush()
+            if decision.action == "new" and decision.individual_id:
+                others = session.scalar(
+                    select(func.count(Photo.id)).where(Photo.individual_id == decision.individual_id)
+                )
+                if not others:
+                    session.delete(session.get(Individual, decision.individual_id))
+            undo = Decision(
+                encounter_id=encounter.id,
+                user=user,
+                action="undo",
+                individual_id=decision.individual_id,
+                previous=previous,
+            )
+            session.add(undo)
+            session.flush()
+            decision.undone_by = undo.id
+        if enrolled:  # after the commit: the database is the service's truth
+            self.matcher.gallery.remove(images=enrolled)
+        return undo
+
+    def audit(self, session: Session, encounter_id: int | None = None, limit: int = 200) -> list[Decision]:
+        query = select(Decision).order_by(Decision.id.desc()).limit(limit)
+        if encounter_id is not None:
+            query = query.where(Decision.encounter_id == encounter_id)
+        return list(session.scalars(query))

@@ -1,0 +1,264 @@
+"""Curator service API on a tiny untrained model: auth and roles, uploads and their limits, proposals,
+decisions with conflicts and undo, the gallery growing without retraining, export, pages."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import threading
+import zipfile
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from fastapi.testclient import TestClient
+from PIL import Image
+from sqlalchemy import create_engine
+
+from flukeid.cli import main
+from flukeid.data.synth import SynthConfig, generate
+from flukeid.gallery import Gallery
+from flukeid.models.artifact import ModelConfig, build_model, save_model
+from flukeid.serve.app import create_app
+from flukeid.serve.auth import add_user
+from flukeid.serve.catalog import SETTINGS_FILE, init_catalog
+from flukeid.serve.db import Base, migrate, sessions
+
+TINY = ModelConfig(backbone="timm/test_efficientnet", pretrained=False, embedding_dim=32, image_size=(48, 96))
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A synthetic catalogue (12 individuals), a tiny model and its gallery, built once."""
+    root = tmp_path_factory.mktemp("serve")
+    generate(root / "cat", SynthConfig(individuals=12, photos=(2, 3), size=(64, 96), seed=3, train_new_whale=0.0))
+    save_model(root / "model", build_model(TINY).eval(), TINY, labels=[], threshold=0.95)
+    assert main(["gallery", "build", str(root / "model"), str(root / "cat"), "--out", str(root / "gallery")]) == 0
+    return root
+
+
+class Service:
+    """A fresh catalogue folder with one user per role and a client for it."""
+
+    def __init__(self, made: Path, folder: Path, **limits: int) -> None:
+        shutil.copytree(made / "gallery", folder / "gallery")
+        self.folder, self.cat = folder / "catalog", made / "cat"
+        settings = init_catalog(self.folder, made / "model", folder / "gallery")
+        if limits:
+            raw = json.loads((self.folder / SETTINGS_FILE).read_text())
+            raw["limits"] = limits
+            (self.folder / SETTINGS_FILE).write_text(json.dumps(raw))
+        with sessions(settings.database).begin() as session:
+            self.tokens = {role: add_user(session, role, role) for role in ("viewer", "curator", "admin")}
+        self.app = create_app(self.folder)
+        self.client = TestClient(self.app)
+
+    def auth(self, role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"}
+
+    def photo(self, name: str) -> Path:
+        return next((self.cat / "train").glob(name))
+
+    def upload(self, *paths: Path, role: str = "curator", names: list[str] | None = None):
+        files = [("files", (n, p.read_bytes(), "image/jpeg")) for n, p in zip(names or [p.name for p in paths], paths)]
+        return self.client.post("/api/encounters", files=files, headers=self.auth(role))
+
+    def decide(self, encounter: int, role: str = "curator", **body: object):
+        return self.client.post(f"/api/encounters/{encounter}/decision", json=body, headers=self.auth(role))
+
+
+@pytest.fixture
+def service(made: Path, tmp_path: Path) -> Service:
+    return Service(made, tmp_path)
+
+
+def a_catalogue_photo(service: Service) -> tuple[Path, str]:
+    row = next(iter(Gallery.open(service.folder.parent / "gallery").photos()))
+    return Path(row.path), row.individual
+
+
+def test_migrations_make_exactly_the_models_schema(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'm.sqlite'}"
+    migrate(url)
+    with create_engine(url).connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+
+
+def test_every_endpoint_needs_a_token_and_the_right_role(service: Service) -> None:
+    photo, _ = a_catalogue_photo(service)
+    assert service.client.get("/api/individuals").status_code == 401
+    assert service.client.get("/api/individuals", headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert service.client.get("/api/individuals", headers=service.auth("viewer")).status_code == 200
+    assert service.upload(photo, role="viewer").status_code == 403
+    assert service.client.get("/api/users", headers=service.auth("curator")).status_code == 403
+    made = service.client.post("/api/users", json={"name": "ann", "role": "viewer"}, headers=service.auth("admin"))
+    assert made.status_code == 201
+    me = service.client.get("/api/me", headers={"Authorization": f"Bearer {made.json()['token']}"})
+    assert me.json() == {"name": "ann", "role": "viewer"}
+    again = service.client.post("/api/users", json={"name": "ann", "role": "viewer"}, headers=service.auth("admin"))
+    assert again.status_code == 409
+
+
+def test_upload_proposes_five_candidates_and_the_new_option(service: Service) -> None:
+    photo, individual = a_catalogue_photo(service)
+    answer = service.upload(photo, names=["../../escape.jpg"])
+    assert answer.status_code == 201, answer.text
+    encounter = answer.json()
+    [stored] = encounter["photos"]
+    assert stored["original_name"] == "escape.jpg" and stored["image"] != "escape.jpg"
+    assert (service.folder / "uploads" / stored["image"]).is_file()
+    assert not (service.folder.parent / "escape.jpg").exists()
+    proposals = service.client.get(f"/api/encounters/{encounter['id']}/proposals", headers=service.auth("viewer"))
+    body = proposals.json()
+    assert body["candidates"][0]["individual"] == individual  # the very photo is in the catalogue
+    assert len(body["candidates"]) == 5 and body["candidates"][0]["score"] == pytest.approx(1.0, abs=1e-4)
+    assert all(0.0 <= c["probability"] <= 1.0 and c["photos"] for c in body["candidates"])
+    assert 0.0 <= body["new_individual"]["probability"] <= 1.0 and 0 <= body["new_individual"]["rank"] <= 5
+    image = service.client.get(body["candidates"][0]["photos"][0]["url"], headers=service.auth("viewer"))
+    assert image.status_code == 200 and image.content == photo.read_bytes()
+
+
+def test_an_encounter_of_several_photos_is_one_query(service: Service) -> None:
+    photos = sorted((service.cat / "train").iterdir())[:3]
+    encounter = service.upload(*photos).json()
+    assert len(encounter["photos"]) == 3
+    body = service.client.get(f"/api/encounters/{encounter['id']}/proposals", headers=service.auth("viewer")).json()
+    assert body["candidates"][0]["score"] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_a_confirmed_match_grows_the_gallery_and_undo_takes_it_back(service: Service) -> None:
+    photo, individual = a_catalogue_photo(service)
+    gallery = Gallery.open(service.folder.parent / "gallery")
+    before = len(gallery)
+    encounter = service.upload(photo).json()
+    decided = service.decide(encounter["id"], action="match", individual=individual, version=encounter["version"])
+    assert decided.status_code == 200, decided.text
+    assert len(gallery) == before + 1 and encounter["photos"][0]["image"] in {p.image for p in gallery.photos()}
+    history = service.client.get(f"/api/individuals/{individual}", headers=service.auth("viewer")).json()
+    assert encounter["photos"][0]["image"] in [p["image"] for p in history["photos"]]
+    assert service.client.get("/api/export.csv", headers=service.auth("viewer")).text.count(individual) >= 2
+    trail = service.client.get("/api/decisions", headers=service.auth("viewer")).json()
+    assert trail[0]["user"] == "curator" and trail[0]["previous"]["status"] == "pending"
+
+    undone = service.client.post(f"/api/decisions/{decided.json()['id']}/undo", headers=service.auth("curator"))
+    assert undone.status_code == 200 and undone.json()["action"] == "undo"
+    assert len(gallery) == before
+    state = service.client.get(f"/api/encounters/{encounter['id']}", headers=service.auth("viewer")).json()
+    assert state["status"] == "pending" and state["version"] == 3
+    twice = service.client.post(f"/api/decisions/{decided.json()['id']}/undo", headers=service.auth("curator"))
+    assert twice.status_code == 409
+
+
+def test_a_second_decision_on_the_same_encounter_conflicts(service: Service) -> None:
+    photo, individual = a_catalogue_photo(service)
+    encounter = service.upload(photo).json()
+    assert service.decide(encounter["id"], action="match", individual=individual, version=1).status_code == 200
+    assert service.decide(encounter["id"], action="reject").status_code == 409
+    other = service.upload(photo).json()
+    assert service.decide(other["id"], action="reject", version=7).status_code == 409  # stale view
+    assert service.decide(12345, action="reject").status_code == 404
+
+
+def test_concurrent_decisions_one_wins_the_other_gets_409(service: Service) -> None:
+    photo, individual = a_catalogue_photo(service)
+    encounter = service.upload(photo).json()
+    codes: list[int] = []
+
+    def decide() -> None:
+        codes.append(service.decide(encounter["id"], action="match", individual=individual, version=1).status_code)
+
+    threads = [threading.Thread(target=decide) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(codes) == [200, 409, 409, 409]
+
+
+def test_new_individual_rules(service: Service) -> None:
+    photo, individual = a_catalogue_photo(service)
+    encounter = service.upload(photo).json()
+    assert service.decide(encounter["id"], action="new", individual=individual).status_code == 409
+    assert service.decide(encounter["id"], action="new", individual="two words").status_code == 422
+    assert service.decide(encounter["id"], action="match", individual="w_nobody").status_code == 422
+    assert service.decide(encounter["id"], action="new", individual="w_fresh").status_code == 200
+    found = service.client.get("/api/individuals?q=FRESH", headers=service.auth("viewer")).json()
+    assert found == [{"id": "w_fresh", "photos": 1}]
+    again = service.upload(photo).json()
+    body = service.client.get(f"/api/encounters/{again['id']}/proposals", headers=service.auth("viewer")).json()
+    assert "w_fresh" in [c["individual"] for c in body["candidates"][:2]]  # enrolled without retraining
+
+
+def test_uploads_over_the_limits_or_not_images_are_refused(made: Path, tmp_path: Path) -> None:
+    service = Service(made, tmp_path, max_bytes=60_000, max_pixels=100 * 100, max_files=2)
+    photo, _ = a_catalogue_photo(service)
+    text = tmp_path / "notes.jpg"
+    text.write_text("not a photo at all")
+    assert service.upload(text).status_code == 415
+    big = tmp_path / "big.png"
+    Image.new("RGB", (200, 200), "white").save(big)
+    assert service.upload(big).status_code == 413  # pixels
+    bitmap = tmp_path / "small.bmp"
+    Image.new("RGB", (50, 50), "white").save(bitmap)
+    assert service.upload(bitmap, names=["small.jpg"]).status_code == 415  # a BMP, whatever its name says
+    blob = tmp_path / "blob.jpg"
+    blob.write_bytes(photo.read_bytes()[:3] + bytes(70_000))
+    assert service.upload(blob).status_code == 413  # bytes
+    assert service.upload(photo, photo, photo).status_code == 413  # files per encounter
+    assert list((service.folder / "uploads").iterdir()) == []  # nothing refused is kept
+
+
+def test_export_zip_strips_exif_on_request(service: Service, tmp_path: Path) -> None:
+    with_exif = tmp_path / "gps.jpg"
+    exif = Image.Exif()
+    exif[0x010F] = "SecretCam"  # Make
+    Image.new("RGB", (96, 64), "gray").save(with_exif, exif=exif.tobytes())
+    encounter = service.upload(with_exif).json()
+    assert service.decide(encounter["id"], action="new", individual="w_exif").status_code == 200
+    name = encounter["photos"][0]["image"]
+    for strip, expected in ((False, True), (True, False)):
+        answer = service.client.get(f"/api/export.zip?strip_exif={strip}", headers=service.auth("viewer"))
+        archive = zipfile.ZipFile(io.BytesIO(answer.content))
+        assert f"{name},w_exif" in archive.read("train.csv").decode()
+        assert (b"SecretCam" in archive.read(f"train/{name}")) is expected
+
+
+def test_identify_endpoint_keeps_nothing(service: Service) -> None:
+    photo, individual = a_catalogue_photo(service)
+    files = [("files", (photo.name, photo.read_bytes(), "image/jpeg"))]
+    answer = service.client.post("/api/identify", files=files, headers=service.auth("viewer"))
+    assert answer.status_code == 200 and answer.json()["candidates"][0]["individual"] == individual
+    assert service.client.get("/api/encounters", headers=service.auth("viewer")).json() == []
+
+
+def test_pages_need_a_login_and_show_the_review(service: Service) -> None:
+    photo, individual = a_catalogue_photo(service)
+    encounter = service.upload(photo).json()
+    first = service.client.get("/", follow_redirects=False)
+    assert first.status_code == 303 and first.headers["location"].startswith("/login")
+    assert service.client.post("/login", data={"token": "wrong"}).status_code == 401
+    logged = service.client.post("/login", data={"token": service.tokens["curator"]}, follow_redirects=False)
+    assert logged.status_code == 303 and "samesite=strict" in logged.headers["set-cookie"].lower()
+    page = service.client.get(f"/review/{encounter['id']}")
+    assert page.status_code == 200 and page.text.count('class="candidate"') == 5 and individual in page.text
+    assert "/docs" in page.text and service.client.get("/openapi.json").status_code == 200
+
+
+def test_cli_makes_a_catalogue_and_users(made: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shutil.copytree(made / "gallery", tmp_path / "gallery")
+    folder = tmp_path / "catalog"
+    assert (
+        main(["catalog", "init", str(folder), "--model", str(made / "model"), "--gallery", str(tmp_path / "gallery")])
+        == 0
+    )
+    assert main(["users", "add", str(folder), "kim", "--role", "viewer"]) == 0
+    token = capsys.readouterr().out.strip().splitlines()[-1]
+    client = TestClient(create_app(folder))
+    assert client.get("/api/me", headers={"Authorization": f"Bearer {token}"}).json()["role"] == "viewer"
+    assert main(["users", "add", str(folder), "kim"]) == 1  # exists
+    assert (
+        main(["catalog", "init", str(folder), "--model", str(made / "model"), "--gallery", str(tmp_path / "gallery")])
+        == 1
+    )
