@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: install demo test test-fast lint bench clean
+.PHONY: install browser demo test test-fast lint bench clean
 
 $(BIN)/flukeid: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,13 @@ install: $(BIN)/flukeid
 demo: install
 	$(BIN)/flukeid demo --out demo-out
 
-test: install
+# the browser test drives Debian's chromium through Playwright (no browser download)
+browser:
+	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } || \
+		{ echo "the browser test needs /usr/bin/chromium: apt-get install chromium (as root)"; exit 1; }
+
+test: install browser
 	$(BIN)/python -m pytest -q
 
 test-fast: install

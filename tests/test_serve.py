@@ -6,11 +6,15 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import socket
 import threading
+import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import uvicorn
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from fastapi.testclient import TestClient
@@ -262,3 +266,61 @@ def test_cli_makes_a_catalogue_and_users(made: Path, tmp_path: Path, capsys: pyt
         main(["catalog", "init", str(folder), "--model", str(made / "model"), "--gallery", str(tmp_path / "gallery")])
         == 1
     )
+
+
+ARTIFACTS = Path(__file__).parents[1] / "test-artifacts" / "browser"
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture
+def live(service: Service) -> Iterator[str]:
+    """The service on a free 127.0.0.1 port, in a thread, for the browser."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(service.app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "the service did not start in 30 s"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_browser_upload_confirm_with_keyboard_then_individual_page(service: Service, live: str, tmp_path: Path) -> None:
+    """Real headless Chromium: log in, upload a photo, see five proposals, press 1 then Enter, find the photo on
+    the individual's page. Screenshots go to test-artifacts/browser/."""
+    from playwright.sync_api import expect, sync_playwright
+
+    assert CHROMIUM.is_file(), f"{CHROMIUM} is missing: apt-get install chromium (the Makefile's `browser` target)"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    photo, _ = a_catalogue_photo(service)
+    upload = tmp_path / "browser-upload.jpg"
+    shutil.copy(photo, upload)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(live + "/")
+        page.fill("#token", service.tokens["curator"])
+        page.click("button[type=submit]")
+        page.set_input_files("#files", str(upload))
+        page.click("#upload button[type=submit]")
+        page.wait_for_url("**/review/*")
+        candidates = page.locator(".candidate")
+        expect(candidates).to_have_count(5)
+        page.screenshot(path=ARTIFACTS / "1-review.png", full_page=True)
+        chosen = candidates.first.get_attribute("data-individual")
+        page.keyboard.press("1")
+        expect(candidates.first).to_have_class("candidate selected")
+        page.keyboard.press("Enter")
+        expect(page.locator("#message")).to_contain_text(f"Saved: {chosen}")
+        page.screenshot(path=ARTIFACTS / "2-confirmed.png", full_page=True)
+        page.click(f"#message a[href='/individuals/{chosen}']")
+        page.wait_for_url(f"**/individuals/{chosen}")
+        expect(page.locator("figcaption", has_text="browser-upload.jpg")).to_have_count(1)
+        page.screenshot(path=ARTIFACTS / "3-individual.png", full_page=True)
+        browser.close()
+    assert all((ARTIFACTS / f).stat().st_size > 0 for f in ("1-review.png", "2-confirmed.png", "3-individual.png"))

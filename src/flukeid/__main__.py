@@ -1,0 +1,5 @@
+"""`python -m flukeid` runs the CLI."""
+
+from flukeid.cli import main
+
+main()
