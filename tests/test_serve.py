@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import create_engine
 
+from flukeid import NEW_WHALE
 from flukeid.cli import main
 from flukeid.data.synth import SynthConfig, generate
 from flukeid.gallery import Gallery
@@ -37,7 +38,7 @@ TINY = ModelConfig(backbone="timm/test_efficientnet", pretrained=False, embeddin
 def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A synthetic catalogue (12 individuals), a tiny model and its gallery, built once."""
     root = tmp_path_factory.mktemp("serve")
-    generate(root / "cat", SynthConfig(individuals=12, photos=(2, 3), size=(64, 96), seed=3, train_new_whale=0.0))
+    generate(root / "cat", SynthConfig(individuals=12, photos=(2, 3), size=(64, 96), seed=3, train_new_whale=0.1))
     save_model(root / "model", build_model(TINY).eval(), TINY, labels=[], threshold=0.95)
     assert main(["gallery", "build", str(root / "model"), str(root / "cat"), "--out", str(root / "gallery")]) == 0
     return root
@@ -79,7 +80,7 @@ def service(made: Path, tmp_path: Path) -> Service:
 
 
 def a_catalogue_photo(service: Service) -> tuple[Path, str]:
-    row = next(iter(Gallery.open(service.folder.parent / "gallery").photos()))
+    row = next(p for p in Gallery.open(service.folder.parent / "gallery").photos() if p.individual != NEW_WHALE)
     return Path(row.path), row.individual
 
 
@@ -261,6 +262,13 @@ def test_cli_makes_a_catalogue_and_users(made: Path, tmp_path: Path, capsys: pyt
     token = capsys.readouterr().out.strip().splitlines()[-1]
     client = TestClient(create_app(folder))
     assert client.get("/api/me", headers={"Authorization": f"Bearer {token}"}).json()["role"] == "viewer"
+    names = [
+        i["id"] for i in client.get("/api/individuals?limit=1000", headers={"Authorization": f"Bearer {token}"}).json()
+    ]
+    labelled = [p for p in Gallery.open(tmp_path / "gallery").photos() if p.individual != NEW_WHALE]
+    assert NEW_WHALE not in names and len(labelled) < len(Gallery.open(tmp_path / "gallery"))  # some new_whale rows
+    exported = client.get("/api/export.csv", headers={"Authorization": f"Bearer {token}"}).text.splitlines()
+    assert len(exported) == 1 + len(labelled)
     assert main(["users", "add", str(folder), "kim"]) == 1  # exists
     assert (
         main(["catalog", "init", str(folder), "--model", str(made / "model"), "--gallery", str(tmp_path / "gallery")])

@@ -102,7 +102,7 @@ def import_gallery(session: Session, gallery: Gallery) -> int:
                 original_name=photo.image,
                 path=photo.path or "",
                 status="catalogue",
-                individual_id=photo.individual,
+                individual_id=None if photo.individual == NEW_WHALE else photo.individual,
                 gallery_id=photo.id,
                 sha1=photo.sha1,
             )
