@@ -252,28 +252,22 @@ def test_pages_need_a_login_and_show_the_review(service: Service) -> None:
 
 
 def test_cli_makes_a_catalogue_and_users(made: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    shutil.copytree(made / "gallery", tmp_path / "gallery")
-    folder = tmp_path / "catalog"
-    assert (
-        main(["catalog", "init", str(folder), "--model", str(made / "model"), "--gallery", str(tmp_path / "gallery")])
-        == 0
-    )
+    gallery, folder = tmp_path / "gallery", tmp_path / "catalog"
+    shutil.copytree(made / "gallery", gallery)
+    unknown = sorted((made / "cat" / "test").iterdir())[0]
+    assert main(["enroll", str(gallery), str(unknown), "--id", NEW_WHALE]) == 0  # stored, never scored
+    init = ["catalog", "init", str(folder), "--model", str(made / "model"), "--gallery", str(gallery)]
+    assert main(init) == 0
     assert main(["users", "add", str(folder), "kim", "--role", "viewer"]) == 0
     token = capsys.readouterr().out.strip().splitlines()[-1]
-    client = TestClient(create_app(folder))
-    assert client.get("/api/me", headers={"Authorization": f"Bearer {token}"}).json()["role"] == "viewer"
-    names = [
-        i["id"] for i in client.get("/api/individuals?limit=1000", headers={"Authorization": f"Bearer {token}"}).json()
-    ]
-    labelled = [p for p in Gallery.open(tmp_path / "gallery").photos() if p.individual != NEW_WHALE]
-    assert NEW_WHALE not in names and len(labelled) < len(Gallery.open(tmp_path / "gallery"))  # some new_whale rows
-    exported = client.get("/api/export.csv", headers={"Authorization": f"Bearer {token}"}).text.splitlines()
-    assert len(exported) == 1 + len(labelled)
+    client, auth = TestClient(create_app(folder)), {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/me", headers=auth).json()["role"] == "viewer"
+    names = [i["id"] for i in client.get("/api/individuals?limit=1000", headers=auth).json()]
+    labelled = [p for p in Gallery.open(gallery).photos() if p.individual != NEW_WHALE]
+    assert NEW_WHALE not in names and len(labelled) == len(Gallery.open(gallery)) - 1
+    assert len(client.get("/api/export.csv", headers=auth).text.splitlines()) == 1 + len(labelled)
     assert main(["users", "add", str(folder), "kim"]) == 1  # exists
-    assert (
-        main(["catalog", "init", str(folder), "--model", str(made / "model"), "--gallery", str(tmp_path / "gallery")])
-        == 1
-    )
+    assert main(init) == 1  # a catalogue already
 
 
 ARTIFACTS = Path(__file__).parents[1] / "test-artifacts" / "browser"
