@@ -21,11 +21,11 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from flukeid.errors import FlukeidError
+from flukeid.errors import FlukeidError, ServiceError
 from flukeid.serve.auth import add_user, may, user_for_token
 from flukeid.serve.catalog import CatalogSettings, Matcher, Proposals
 from flukeid.serve.db import Decision, Encounter, Photo, User
-from flukeid.serve.service import Curation, ServiceError, Upload
+from flukeid.serve.service import Curation, Upload
 from flukeid.serve.uploads import without_exif
 
 HERE = Path(__file__).parent

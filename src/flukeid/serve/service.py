@@ -16,20 +16,13 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from flukeid import NEW_WHALE
+from flukeid.errors import ServiceError
 from flukeid.serve.catalog import CatalogSettings, Matcher, Proposals
 from flukeid.serve.db import Decision, Encounter, Individual, Photo, sessions
-from flukeid.serve.uploads import StoredPhoto, UploadRejected, read_limited, store_photo
+from flukeid.serve.uploads import StoredPhoto, read_limited, store_photo
 
 ACTIONS: tuple[str, ...] = ("match", "new", "reject")
 _INDIVIDUAL = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")  # no spaces: a Kaggle submission separates IDs by spaces
-
-
-class ServiceError(Exception):
-    """A request the service refuses: ``status`` is the HTTP status that says why (404, 409, 413, 415, 422)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True)
@@ -71,10 +64,10 @@ class Curation:
                 stored.append(
                     store_photo(read_limited(upload.stream, upload.name, limits), upload.name, folder, limits)
                 )
-        except UploadRejected as exc:
+        except ServiceError:
             for photo in stored:
                 photo.path.unlink(missing_ok=True)
-            raise ServiceError(exc.status, str(exc)) from exc
+            raise
         return stored
 
     def _embed(self, stored: list[StoredPhoto]) -> list[np.ndarray]:

@@ -12,17 +12,10 @@ from typing import BinaryIO
 
 from PIL import Image, UnidentifiedImageError
 
+from flukeid.errors import ServiceError
 from flukeid.serve.catalog import Limits
 
 PIL_FORMATS = {"jpg": "JPEG", "png": "PNG", "webp": "WEBP"}
-
-
-class UploadRejected(Exception):
-    """An upload that breaks a limit (HTTP 413) or is not a supported image (HTTP 415)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True)
@@ -49,25 +42,25 @@ def sniff(head: bytes) -> str | None:
 def read_limited(stream: BinaryIO, name: str, limits: Limits) -> bytes:
     data = stream.read(limits.max_bytes + 1)
     if len(data) > limits.max_bytes:
-        raise UploadRejected(413, f"{name}: larger than the limit of {limits.max_bytes:,} bytes")
+        raise ServiceError(413, f"{name}: larger than the limit of {limits.max_bytes:,} bytes")
     return data
 
 
 def check_photo(data: bytes, name: str, limits: Limits) -> tuple[str, int, int]:
-    """(type, width, height) of an acceptable photo, or UploadRejected saying why not."""
+    """(type, width, height) of an acceptable photo, or ServiceError (413, 415) saying why not."""
     kind = sniff(data[:16])
     if kind is None:
-        raise UploadRejected(415, f"{name}: not a JPEG, PNG or WebP photo (judged by its bytes)")
+        raise ServiceError(415, f"{name}: not a JPEG, PNG or WebP photo (judged by its bytes)")
     try:
         with Image.open(io.BytesIO(data)) as img:  # reads the header only: pixels are checked before decoding
             width, height = img.size
             if width * height > limits.max_pixels:
-                raise UploadRejected(413, f"{name}: {width}x{height} is more than {limits.max_pixels:,} pixels")
+                raise ServiceError(413, f"{name}: {width}x{height} is more than {limits.max_pixels:,} pixels")
             img.load()
     except Image.DecompressionBombError as exc:
-        raise UploadRejected(413, f"{name}: too many pixels ({exc})") from exc
+        raise ServiceError(413, f"{name}: too many pixels ({exc})") from exc
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise UploadRejected(415, f"{name}: the {kind} data cannot be decoded ({exc})") from exc
+        raise ServiceError(415, f"{name}: the {kind} data cannot be decoded ({exc})") from exc
     return kind, width, height
 
 
