@@ -104,6 +104,11 @@ def test_every_endpoint_needs_a_token_and_the_right_role(service: Service) -> No
     assert me.json() == {"name": "ann", "role": "viewer"}
     again = service.client.post("/api/users", json={"name": "ann", "role": "viewer"}, headers=service.auth("admin"))
     assert again.status_code == 409
+    listed = service.client.get("/api/users", headers=service.auth("admin")).json()
+    assert {u["name"]: u["role"] for u in listed}["ann"] == "viewer" and len(listed) == 4
+    assert "token" not in listed[0] and "token_sha256" not in listed[0]
+    for missing in ("/api/individuals/w_nobody", "/api/photos/99999/image", "/api/encounters/99999"):
+        assert service.client.get(missing, headers=service.auth("viewer")).status_code == 404
 
 
 def test_upload_proposes_five_candidates_and_the_new_option(service: Service) -> None:
