@@ -19,7 +19,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from fastapi.testclient import TestClient
 from PIL import Image
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, event
 
 from flukeid import NEW_WHALE
 from flukeid.cli import main
@@ -169,6 +169,25 @@ def test_a_second_decision_on_the_same_encounter_conflicts(service: Service) -> 
     other = service.upload(photo).json()
     assert service.decide(other["id"], action="reject", version=7).status_code == 409  # stale view
     assert service.decide(12345, action="reject").status_code == 404
+
+
+def test_a_decision_the_database_refuses_leaves_the_gallery_as_it_was(service: Service) -> None:
+    photo, individual = a_catalogue_photo(service)
+    encounter = service.upload(photo).json()
+    curation, gallery = service.app.state.curation, Gallery.open(service.folder.parent / "gallery")
+    before = len(gallery)
+
+    def fail(_session: object) -> None:
+        raise RuntimeError("disk full")
+
+    event.listen(curation.make_session, "before_commit", fail)
+    with pytest.raises(RuntimeError, match="disk full"):
+        curation.decide(encounter["id"], "match", individual, "curator")
+    event.remove(curation.make_session, "before_commit", fail)
+    assert len(gallery) == before
+    state = service.client.get(f"/api/encounters/{encounter['id']}", headers=service.auth("viewer")).json()
+    assert state["status"] == "pending" and state["version"] == 1
+    assert service.decide(encounter["id"], action="match", individual=individual).status_code == 200
 
 
 def test_concurrent_decisions_one_wins_the_other_gets_409(service: Service) -> None:

@@ -6,7 +6,6 @@ role, writes curator, user management admin.
 """
 # no `from __future__ import annotations`: FastAPI reads the local Annotated aliases (Db, Viewer...) at runtime
 
-
 import csv
 import io
 import zipfile

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from flukeid import NEW_WHALE
 from flukeid.errors import ServiceError
-from flukeid.serve.catalog import CatalogSettings, Matcher, Proposals
+from flukeid.serve.catalog import CatalogSettings, Matcher, Proposals, import_gallery
 from flukeid.serve.db import Decision, Encounter, Individual, Photo, sessions
 from flukeid.serve.uploads import StoredPhoto, read_limited, store_photo
 
@@ -49,6 +49,8 @@ class Curation:
         self.matcher = matcher or Matcher.of(settings)
         self.uploads = self.folder / "uploads"
         self._lock = threading.Lock()
+        with self.make_session.begin() as session:  # photos enrolled meanwhile with `flukeid enroll`
+            import_gallery(session, self.matcher.gallery)
 
     # -- uploads -----------------------------------------------------------------------------------------------
 
@@ -170,36 +172,50 @@ class Curation:
             raise ServiceError(422, f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
         if action != "reject" and not individual:
             raise ServiceError(422, f"action {action!r} needs an individual")
-        with self._lock, self.make_session() as session, session.begin():
-            encounter = self.encounter(session, encounter_id)
-            if encounter.status != "pending":
-                raise ServiceError(409, f"encounter {encounter_id} was decided already ({encounter.status})")
-            if version is not None and version != encounter.version:
-                raise ServiceError(
-                    409, f"encounter {encounter_id} changed (version {encounter.version}, not {version})"
-                )
-            target = self._target(session, action, individual, user)
-            previous = {"status": encounter.status, "individual": encounter.individual_id, "version": encounter.version}
-            status = {"match": "matched", "new": "new", "reject": "rejected"}[action]
-            moved = session.execute(
-                update(Encounter)
-                .where(Encounter.id == encounter_id, Encounter.version == encounter.version)
-                .values(status=status, individual_id=target, version=encounter.version + 1)
-                .execution_options(synchronize_session=False)
-            )
-            if moved.rowcount != 1:
-                raise ServiceError(409, f"encounter {encounter_id} was decided by someone else meanwhile")
-            decision = Decision(
-                encounter_id=encounter_id, user=user, action=action, individual_id=target, previous=previous
-            )
-            session.add(decision)
-            photos = [p for p in self.encounter_photos(session, encounter_id) if p.status == "pending"]
-            if action == "reject":
-                for photo in photos:
-                    photo.status = "rejected"
-            else:
-                self._enroll(session, photos, target)
-            return decision
+        with self._lock:
+            session = self.make_session()
+            enrolled: list[str] = []
+            try:
+                with session.begin():
+                    decision, enrolled = self._decide(session, encounter_id, action, individual, user, version)
+                return decision
+            except Exception:
+                if enrolled:  # the database refused the decision: the gallery forgets it too
+                    self.matcher.gallery.remove(images=enrolled)
+                raise
+            finally:
+                session.close()
+
+    def _decide(
+        self, session: Session, encounter_id: int, action: str, individual: str | None, user: str, version: int | None
+    ) -> tuple[Decision, list[str]]:
+        """The decision, inside the caller's transaction; returns it and the images it enrolled."""
+        encounter = self.encounter(session, encounter_id)
+        if encounter.status != "pending":
+            raise ServiceError(409, f"encounter {encounter_id} was decided already ({encounter.status})")
+        if version is not None and version != encounter.version:
+            raise ServiceError(409, f"encounter {encounter_id} changed (version {encounter.version}, not {version})")
+        target = self._target(session, action, individual, user)
+        previous = {"status": encounter.status, "individual": encounter.individual_id, "version": encounter.version}
+        status = {"match": "matched", "new": "new", "reject": "rejected"}[action]
+        moved = session.execute(
+            update(Encounter)
+            .where(Encounter.id == encounter_id, Encounter.version == encounter.version)
+            .values(status=status, individual_id=target, version=encounter.version + 1)
+            .execution_options(synchronize_session=False)
+        )
+        if moved.rowcount != 1:
+            raise ServiceError(409, f"encounter {encounter_id} was decided by someone else meanwhile")
+        decision = Decision(
+            encounter_id=encounter_id, user=user, action=action, individual_id=target, previous=previous
+        )
+        session.add(decision)
+        photos = [p for p in self.encounter_photos(session, encounter_id) if p.status == "pending"]
+        if action == "reject":
+            for photo in photos:
+                photo.status = "rejected"
+            return decision, []
+        return decision, self._enroll(session, photos, target)
 
     def _target(self, session: Session, action: str, individual: str | None, user: str) -> str | None:
         if action == "reject":
@@ -216,8 +232,8 @@ class Curation:
             session.add(Individual(id=individual, created_by=user))
         return individual
 
-    def _enroll(self, session: Session, photos: list[Photo], individual: str | None) -> None:
-        """Add photos to the gallery within the open transaction; undone if the commit fails."""
+    def _enroll(self, session: Session, photos: list[Photo], individual: str | None) -> list[str]:
+        """Add photos to the gallery within the open transaction; returns their image names."""
         vectors = np.stack([_vector(p) for p in photos])
         ids = self.matcher.gallery.add(
             [p.image for p in photos],
@@ -228,11 +244,7 @@ class Curation:
         )
         for photo, gallery_id in zip(photos, ids):
             photo.status, photo.individual_id, photo.gallery_id = "catalogue", individual, gallery_id
-        try:
-            session.flush()
-        except Exception:
-            self.matcher.gallery.remove(images=[p.image for p in photos])
-            raise
+        return [p.image for p in photos]
 
     def undo(self, decision_id: int, user: str) -> Decision:
         """Undo the latest decision on an encounter: its photos leave the gallery and wait again; an individual

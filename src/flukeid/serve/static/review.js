@@ -20,9 +20,15 @@ async function decide(action, individual) {
   });
   const answer = await response.json();
   if (!response.ok) { message.textContent = `Refused (${response.status}): ${answer.detail}`; return; }
-  message.innerHTML = individual
-    ? `Saved: <a href="/individuals/${encodeURIComponent(individual)}">${individual}</a> (decision ${answer.id})`
-    : `Rejected (decision ${answer.id})`;
+  message.replaceChildren();  // built from text nodes: an ID is never read as HTML
+  if (individual) {
+    const link = document.createElement("a");
+    link.href = `/individuals/${encodeURIComponent(individual)}`;
+    link.textContent = individual;
+    message.append("Saved: ", link, ` (decision ${answer.id})`);
+  } else {
+    message.textContent = `Rejected (decision ${answer.id})`;
+  }
   review.dataset.decided = "yes";
 }
 
