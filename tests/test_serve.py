@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import socket
 import threading
@@ -19,7 +20,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from fastapi.testclient import TestClient
 from PIL import Image
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 
 from flukeid import NEW_WHALE
 from flukeid.cli import main
@@ -44,13 +45,26 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def fresh_database() -> str | None:
+    """None (a SQLite file in the catalogue) unless FLUKEID_TEST_DATABASE names a server database, e.g.
+    postgresql+psycopg://postgres@127.0.0.1:5433/flukeid, which is then emptied for the test."""
+    url = os.environ.get("FLUKEID_TEST_DATABASE")
+    if url:
+        engine = create_engine(url)
+        Base.metadata.drop_all(engine)
+        with engine.begin() as connection:
+            connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        engine.dispose()
+    return url
+
+
 class Service:
     """A fresh catalogue folder with one user per role and a client for it."""
 
     def __init__(self, made: Path, folder: Path, **limits: int) -> None:
         shutil.copytree(made / "gallery", folder / "gallery")
         self.folder, self.cat = folder / "catalog", made / "cat"
-        settings = init_catalog(self.folder, made / "model", folder / "gallery")
+        settings = init_catalog(self.folder, made / "model", folder / "gallery", fresh_database())
         if limits:
             raw = json.loads((self.folder / SETTINGS_FILE).read_text())
             raw["limits"] = limits
