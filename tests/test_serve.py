@@ -25,11 +25,12 @@ from sqlalchemy import create_engine, event, text
 from flukeid import NEW_WHALE
 from flukeid.cli import main
 from flukeid.data.synth import SynthConfig, generate
+from flukeid.detect.model import DetectorConfig, attach_detector, build_detector, save_detector
 from flukeid.gallery import Gallery
 from flukeid.models.artifact import ModelConfig, build_model, save_model
 from flukeid.serve.app import create_app
 from flukeid.serve.auth import add_user
-from flukeid.serve.catalog import SETTINGS_FILE, init_catalog
+from flukeid.serve.catalog import SETTINGS_FILE, CatalogSettings, init_catalog
 from flukeid.serve.db import Base, migrate, sessions
 
 TINY = ModelConfig(backbone="timm/test_efficientnet", pretrained=False, embedding_dim=32, image_size=(48, 96))
@@ -364,3 +365,22 @@ def test_browser_upload_confirm_with_keyboard_then_individual_page(service: Serv
         page.screenshot(path=ARTIFACTS / "3-individual.png", full_page=True)
         browser.close()
     assert all((ARTIFACTS / f).stat().st_size > 0 for f in ("1-review.png", "2-confirmed.png", "3-individual.png"))
+
+
+def test_a_model_with_a_detector_crops_uploads_as_its_gallery_was_cropped(made: Path, tmp_path: Path) -> None:
+    model, gallery = tmp_path / "model", tmp_path / "gallery"
+    shutil.copytree(made / "model", model)
+    tiny = DetectorConfig(backbone="timm/test_efficientnet", pretrained=False, image_size=(48, 96), hidden=8)
+    save_detector(tmp_path / "detector", build_detector(tiny).eval(), tiny, metrics={})
+    attach_detector(model, tmp_path / "detector")
+    assert main(["gallery", "build", str(model), str(made / "cat"), "--out", str(gallery)]) == 0
+    init_catalog(tmp_path / "catalog", model, gallery)
+    with sessions(CatalogSettings.load(tmp_path / "catalog").database).begin() as session:
+        token = add_user(session, "cu", "curator")
+    client = TestClient(create_app(tmp_path / "catalog"))
+    photo = made / "cat" / "train" / Gallery.open(gallery).photos()[0].image  # the gallery keeps the crop's path
+    files = [("files", ("q.jpg", photo.read_bytes(), "image/jpeg"))]
+    answer = client.post("/api/identify", files=files, headers={"Authorization": f"Bearer {token}"}).json()
+    assert answer["candidates"][0]["score"] == pytest.approx(1.0, abs=1e-4)
+    sidecars = [json.loads(p.read_text()) for p in (tmp_path / "cache" / "crops").rglob("*.json")]
+    assert any(not s["fallback"] for s in sidecars)  # some photos were really cropped

@@ -20,6 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from flukeid import NEW_WHALE
+from flukeid.detect.crop import crop_photos
+from flukeid.detect.model import model_detector
 from flukeid.embed import embed_paths
 from flukeid.errors import FlukeidError
 from flukeid.gallery import Gallery
@@ -134,6 +136,7 @@ class Matcher:
         self.artifact, self.gallery = artifact, gallery
         self.calibration = Calibration.load(artifact.path / "calibration.json")
         self.threshold = artifact.threshold
+        self.detector = model_detector(artifact.path)
         self.photos_per_candidate = photos_per_candidate
 
     @classmethod
@@ -141,9 +144,13 @@ class Matcher:
         return cls(load_model(Path(settings.model)), Gallery.open(Path(settings.gallery)))
 
     def embed(self, paths: list[Path]) -> dict[Path, np.ndarray]:
-        """Unit embeddings of readable photos (workers 0: a server thread must not fork)."""
-        embedded = embed_paths(self.artifact, paths, num_workers=0)
-        return dict(zip(embedded.paths, embedded.vectors))
+        """Unit embeddings of readable photos, cropped first by the model's detector when it carries one, as
+        its gallery was (workers 0: a server thread must not fork)."""
+        sources = {p: p for p in paths}
+        if self.detector is not None:
+            sources = {c.path: c.source for c in crop_photos(self.detector, paths, num_workers=0)}
+        embedded = embed_paths(self.artifact, list(sources), num_workers=0)
+        return {sources[p]: v for p, v in zip(embedded.paths, embedded.vectors)}
 
     def _probability_same(self, scores: np.ndarray) -> np.ndarray:
         if self.calibration is not None:
