@@ -331,3 +331,21 @@ def test_killed_process_leaves_a_consistent_gallery(gallery: Gallery, moment: st
     if moment == "after-commit":
         hits = reopened.search(np.eye(DIM, dtype=np.float32)[:4], k=1)
         assert hits.ids[:, 0].tolist() == [p.id for p in reopened.photos()[2:]]
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_few_query_search_maps_ids_like_faiss_after_adds_and_removals(tmp_path: Path, kind: str) -> None:
+    """Single queries take the direct path (inner index + numpy id map); batches go through FAISS's id map."""
+    gallery = Gallery.create(tmp_path / kind, "model-a", DIM, index=kind)
+    vectors = enrol(gallery, [f"w{i % 7}" for i in range(60)])
+    enrol(gallery, ["x"] * 10, seed=1, prefix="q")
+    gallery.remove(images=[f"p{i}.jpg" for i in range(0, 60, 3)])
+    enrol(gallery, ["y"] * 5, seed=2, prefix="r")
+    queries = np.concatenate([vectors[:4], unit_vectors(4, seed=9)])
+    assert gallery._current().ids_in_order  # so single queries take the direct path
+    batch = gallery.search(queries, k=12)  # 8 queries: FAISS's own id map
+    for q in range(len(queries)):
+        single = gallery.search(queries[q : q + 1], k=12)
+        np.testing.assert_array_equal(single.ids[0], batch.ids[q])
+        np.testing.assert_allclose(single.similarity[0], batch.similarity[q], atol=1e-6)
+    assert not set(batch.ids.reshape(-1).tolist()) & {1, 4, 7}  # removed photos never come back

@@ -110,9 +110,22 @@ def _search_parameters(index: faiss.Index, settings: SearchSettings) -> faiss.Se
     return None
 
 
-def search_index(index: faiss.Index, queries: np.ndarray, k: int, settings: SearchSettings) -> PhotoHits:
-    """The k best photos for each unit query (Q, D) float32."""
-    similarity, ids = index.search(queries, k, params=_search_parameters(index, settings))
+_FEW_QUERIES = 8
+"""Below this many queries, search the inner index and map ids with numpy: the id map's own OpenMP loop costs
+milliseconds per call on a busy machine (10 ms against 0.4 ms for the HNSW search itself, 100k photos)."""
+
+
+def search_index(
+    index: faiss.Index, queries: np.ndarray, k: int, settings: SearchSettings, id_map: np.ndarray | None = None
+) -> PhotoHits:
+    """The k best photos for each unit query (Q, D) float32. ``id_map``: the index's ids in insertion order,
+    when known, for the direct path."""
+    params = _search_parameters(index, settings)
+    if id_map is not None and len(queries) < _FEW_QUERIES:
+        similarity, places = _base(index).search(queries, k, params=params)
+        ids = np.where(places >= 0, id_map[np.maximum(places, 0)], -1)
+    else:
+        similarity, ids = index.search(queries, k, params=params)
     similarity[ids < 0] = -np.inf
     return PhotoHits(ids.astype(np.int64), similarity.astype(np.float32))
 
@@ -129,13 +142,15 @@ class Searchable:
     names: list[str]
     individuals: list[str]
     columns: np.ndarray
+    ids_in_order: bool  # ids are the index's id map, position for position (the direct search path may map them)
 
     @classmethod
     def of(cls, version: int, index: faiss.Index, ids: np.ndarray, names: list[str]) -> Searchable:
         individuals = sorted(set(names) - {NEW_WHALE})
         column_of = {name: i for i, name in enumerate(individuals)}
         columns = np.array([column_of.get(name, -1) for name in names], dtype=np.intp)
-        return cls(version, index, ids, names, individuals, columns)
+        id_map = faiss.vector_to_array(faiss.downcast_index(index).id_map)
+        return cls(version, index, ids, names, individuals, columns, bool(np.array_equal(id_map, ids)))
 
     def with_added(
         self, kind: str, version: int, ids: np.ndarray, names: list[str], vectors: np.ndarray
@@ -162,7 +177,7 @@ class Searchable:
         if len(self.ids) == 0 or len(queries) == 0:
             shape = (len(queries), k)
             return PhotoHits(np.full(shape, -1, np.int64), np.full(shape, -np.inf, np.float32))
-        return search_index(self.index, queries, k, settings)
+        return search_index(self.index, queries, k, settings, self.ids if self.ids_in_order else None)
 
     def score_table(self, hits: PhotoHits, aggregate: str) -> ScoreTable:
         """Per-individual scores (Q, I) from photo hits (Q, k): best ("max") or mean similarity of the
@@ -182,7 +197,7 @@ class Searchable:
             np.add.at(counts, (rows, columns), 1.0)
             scores = np.divide(sums, counts, out=np.full(shape, -np.inf), where=counts > 0)
         scores[np.isneginf(scores)] = -1.0
-        return ScoreTable(list(self.individuals), scores.astype(np.float32))
+        return ScoreTable(list(self.individuals), scores.astype(np.float32), names_checked=True)
 
 
 def _replace(path: Path, data: bytes) -> None:
