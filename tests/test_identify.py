@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -175,3 +176,13 @@ def test_evaluate_split_with_reranking(world: dict[str, Path], tmp_path: Path) -
     fused = evaluate_split(load_model(model), split, num_workers=0, rerank=True)
     assert fused.threshold == fit.threshold and fused.queries == plain.queries
     assert (fused.table.scores >= plain.table.scores - 1e-6).all()  # inliers only ever add to a score
+
+
+def test_frozen_default_recipe_fits_threshold_and_reranking(world: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "frozen"
+    assert main(["frozen", str(out), "--backbone", "mobilenetv2", "--size", "64", "--rerank"]) == 1  # no --tune-on
+    args = ["frozen", str(out), "--backbone", "mobilenetv2", "--size", "64", "--tune-on", str(world["cat"]), "--rerank"]
+    assert main(args) == 0
+    fit = json.loads((out / "rerank.json").read_text())
+    assert fit["weight"] >= 0 and 0.0 <= fit["map5"] <= 1.0
+    assert load_model(out).threshold is not None

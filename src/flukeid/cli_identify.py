@@ -231,9 +231,13 @@ def frozen(
     tune_on: Path | None = typer.Option(None, "--tune-on", help="Catalogue to tune the new_whale threshold on."),
     size: int | None = typer.Option(None, help="Square input size (default: the backbone's)."),
     crop: Path | None = typer.Option(None, help="Detector folder: the model crops every photo with it."),
+    rerank: bool = typer.Option(False, help="Also fit local-feature re-ranking on --tune-on (flukeid's default)."),
 ) -> None:
     """A model of frozen ImageNet features (no training), optionally tuned on a catalogue."""
-    from flukeid.identify.tune import frozen_model, tune_model
+    from flukeid.identify.tune import frozen_model, tune_model, tune_rerank
+
+    if rerank and tune_on is None:
+        raise FlukeidError("--rerank fits the re-ranking on a catalogue: give it with --tune-on DATA")
 
     artifact = frozen_model(backbone, out, (size, size) if size else None)
     if crop is not None:
@@ -242,8 +246,14 @@ def frozen(
         attach_detector(out, crop)
     message = f"frozen {backbone} model -> {out}"
     if tune_on is not None:
-        tuning = tune_model(artifact, crop_rows(usable_labels(tune_on), out, None))
+        labels = crop_rows(usable_labels(tune_on), out, None)
+        tuning = tune_model(artifact, labels)
         message += f"; threshold {tuning.threshold:.4f} (validation MAP@5 {tuning.map5:.3f})"
+        if rerank:
+            from flukeid.models.artifact import load_model
+
+            fit = tune_rerank(load_model(out), labels)
+            message += f"; re-ranking weight {fit.weight} (validation MAP@5 {fit.map5:.3f})"
     stdout.print(message)
 
 
