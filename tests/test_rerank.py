@@ -54,3 +54,15 @@ def test_rerank_lifts_the_right_individual_and_fusion_weight_is_fitted(tmp_path:
     fit = fit_fusion(reranker, table, inliers, names)
     assert fit.weight > 0 and fit.map5 == 1.0
     assert extract(tmp_path / "missing.png", RerankConfig()).descriptors.shape == (0, 128)
+
+
+def test_keypoint_cache_keeps_the_most_recently_used_photos(tmp_path: Path) -> None:
+    by_id = photos(tmp_path, seed=3, individuals=1, per=3)
+    a, b, c = by_id["w_0"]
+    reranker = Reranker(by_id, RerankConfig(cache_photos=2))
+    first = reranker.keypoints(a)
+    reranker.keypoints(b)
+    assert reranker.keypoints(a) is first  # a hit: a becomes the most recent
+    reranker.keypoints(c)  # evicts b, the least recently used
+    assert set(reranker._cache) == {a, c}
+    assert len(first.descriptors) > 0

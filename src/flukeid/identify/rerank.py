@@ -10,6 +10,7 @@ the GIL) with a time budget per query; candidates not reached in time keep their
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -37,14 +38,15 @@ class Keypoints:
 
 @dataclass(frozen=True)
 class RerankConfig:
-    top_k: int = 10  # candidate individuals re-scored per query
+    top_k: int = 20  # candidate individuals re-scored per query
     weight: float = 0.5  # fused = score + weight * min(inliers, cap) / cap
     cap: int = 40
-    max_side: int = 512  # photos are matched at most this large
-    features: int = 1000
+    max_side: int = 1024  # photos are matched at most this large (stripes and nicks need the detail)
+    features: int = 3000
     ratio: float = 0.8
-    budget_s: float = 5.0  # per query
+    budget_s: float = 20.0  # per query; candidates not reached keep their embedding score
     workers: int = 2
+    cache_photos: int = 1000  # keypoints kept in memory
 
 
 def extract(path: Path, cfg: RerankConfig) -> Keypoints:
@@ -85,6 +87,7 @@ class Reranker:
         self.photos = {k: [Path(p) for p in v] for k, v in photos_by_individual.items()}
         self.cfg = cfg or RerankConfig()
         self._cache: dict[Path, Keypoints] = {}
+        self._lock = threading.Lock()
 
     @classmethod
     def for_labels(cls, labels: pd.DataFrame, cfg: RerankConfig | None = None) -> Reranker:
@@ -102,9 +105,17 @@ class Reranker:
         return cls(photos, cfg)
 
     def keypoints(self, path: Path) -> Keypoints:
-        if path not in self._cache:
-            self._cache[path] = extract(path, self.cfg)
-        return self._cache[path]
+        """A photo's keypoints, kept for the next use; the least recently used go beyond ``cfg.cache_photos``
+        (3000 RootSIFT descriptors are 1.5 MB a photo)."""
+        with self._lock:
+            found = self._cache.pop(path, None)
+        if found is None:
+            found = extract(path, self.cfg)  # outside the lock: OpenCV works in parallel threads
+        with self._lock:
+            self._cache[path] = found  # dicts keep insertion order: the first key is the least recently used
+            while len(self._cache) > self.cfg.cache_photos:
+                self._cache.pop(next(iter(self._cache)))
+        return found
 
     def inliers(self, table: ScoreTable, queries: Sequence[Path]) -> np.ndarray:
         """(Q, I) best inlier count of each query against each of its top-k individuals' photos (0 elsewhere)."""
