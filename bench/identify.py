@@ -5,7 +5,7 @@ Methods, each tuned only on the catalogue part of the split (never on the querie
 - softmax: the starting system's classifier recipe (configs/softmax.yaml), embeddings from its neck
 - arcface: fine-tuned with configs/arcface.yaml (photos cropped first when the catalogue has boxes), KNN
 - default: flukeid's default pipeline: photos cropped by a fluke detector trained on the catalogue part's boxes
-  (when the catalogue has a boxes file; nyala-dev has none), frozen ImageNet features, and the top 20 individuals
+  (when the catalogue has a boxes file; nyala-dev has none), frozen ImageNet features, and the top 30 individuals
   re-scored by RootSIFT + RANSAC homography inliers (fusion weight and threshold tuned on an open split of the
   catalogue). Fine-tuning is left out of it: at the budgets measured in RESULTS.md it did not beat frozen features.
 

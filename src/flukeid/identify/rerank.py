@@ -38,7 +38,7 @@ class Keypoints:
 
 @dataclass(frozen=True)
 class RerankConfig:
-    top_k: int = 20  # candidate individuals re-scored per query
+    top_k: int = 30  # candidate individuals re-scored per query
     weight: float = 0.5  # fused = score + weight * min(inliers, cap) / cap
     cap: int = 40
     max_side: int = 1024  # photos are matched at most this large (stripes and nicks need the detail)
