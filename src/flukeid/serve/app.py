@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from flukeid.errors import FlukeidError, ServiceError
 from flukeid.serve.auth import add_user, may, user_for_token
 from flukeid.serve.catalog import CatalogSettings, Matcher, Proposals
-from flukeid.serve.db import Decision, Encounter, Photo, User
+from flukeid.serve.db import Decision, Encounter, Individual, Photo, User
 from flukeid.serve.service import Curation, Upload
 from flukeid.serve.uploads import without_exif
 
@@ -228,7 +228,7 @@ def create_app(folder: Path, matcher: Matcher | None = None) -> FastAPI:
     @app.get("/api/individuals/{individual}", tags=["individuals"])
     def individual(individual: str, _user: Viewer, db: Db) -> dict[str, Any]:
         photos = curation.individual_photos(db, individual)
-        if not photos and not curation.search_individuals(db, individual, 1):
+        if not photos and db.get(Individual, individual) is None:
             raise ServiceError(404, f"no individual {individual!r}")
         return {"id": individual, "photos": [_photo_json(p) for p in photos]}
 
