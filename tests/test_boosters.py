@@ -122,7 +122,7 @@ def test_distilled_student_embeddings_follow_the_teacher(catalogue: Path, labell
     labels = check_catalogue(catalogue).usable_labels()
     optim = OptimConfig(lr=3e-3, backbone_lr_scale=1.0, freeze_epochs=0, warmup_epochs=0)
     cfg = tiny_config(  # no validation split: both students keep their last epoch, not a noisy "best"
-        model=STUDENT, epochs=8, optim=optim, batches_per_epoch=10, val_query_share=0.0, val_unknown_share=0.0
+        model=STUDENT, epochs=30, optim=optim, batches_per_epoch=10, val_query_share=0.0, val_unknown_share=0.0
     )
     own = train(labels, cfg, tmp_path / "own", progress=False).model_dir
     taught = distill_model([labeller], labels, cfg, tmp_path / "taught", DistillConfig(similarity_weight=30.0))
