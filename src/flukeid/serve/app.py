@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from flukeid.errors import FlukeidError, ServiceError
 from flukeid.serve.auth import add_user, may, user_for_token
-from flukeid.serve.catalog import CatalogSettings, Matcher, Proposals
+from flukeid.serve.catalog import CatalogSettings, Proposals
 from flukeid.serve.db import Decision, Encounter, Individual, Photo, User
 from flukeid.serve.service import Curation, Upload
 from flukeid.serve.uploads import without_exif
@@ -88,10 +88,18 @@ def _decision_json(decision: Decision) -> dict[str, Any]:
     }
 
 
-def create_app(folder: Path, matcher: Matcher | None = None) -> FastAPI:
-    """The service for catalogue ``folder`` (see flukeid.serve.catalog); ``matcher`` replaces the one the
-    catalogue's settings name (tests pass a small one)."""
-    curation = Curation(folder, CatalogSettings.load(folder), matcher)
+def _kaggle_csv(photos: list[Photo]) -> str:
+    """Catalogue photos as a Kaggle train.csv (Image,Id)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["Image", "Id"])
+    writer.writerows((p.image, p.individual_id) for p in photos)
+    return out.getvalue()
+
+
+def create_app(folder: Path) -> FastAPI:
+    """The service for catalogue ``folder`` (see flukeid.serve.catalog)."""
+    curation = Curation(folder, CatalogSettings.load(folder))
     app = FastAPI(title="flukeid curator", description=__doc__)
     app.state.curation = curation
     templates = Jinja2Templates(directory=HERE / "templates")
@@ -110,10 +118,13 @@ def create_app(folder: Path, matcher: Matcher | None = None) -> FastAPI:
             return header[7:].strip()
         return request.cookies.get(COOKIE)
 
+    def user_of(request: Request, db: Session) -> User | None:
+        token = token_of(request)
+        return user_for_token(db, token) if token else None
+
     def role(needed: str) -> Callable[..., User]:
         def check(request: Request, db: Db) -> User:
-            token = token_of(request)
-            user = user_for_token(db, token) if token else None
+            user = user_of(request, db)
             if user is None:
                 raise HTTPException(401, "a valid token is needed", headers={"WWW-Authenticate": "Bearer"})
             if not may(user.role, needed):
@@ -123,8 +134,7 @@ def create_app(folder: Path, matcher: Matcher | None = None) -> FastAPI:
         return check
 
     def page_user(request: Request, db: Db) -> User:
-        token = token_of(request)
-        user = user_for_token(db, token) if token else None
+        user = user_of(request, db)
         if user is None:
             raise _LoginNeeded
         return user
@@ -187,8 +197,7 @@ def create_app(folder: Path, matcher: Matcher | None = None) -> FastAPI:
 
     @app.get("/api/encounters", tags=["encounters"])
     def encounters(_user: Viewer, db: Db, status: str = "pending", limit: int = 100) -> list[dict[str, Any]]:
-        found = db.query(Encounter).filter(Encounter.status == status).order_by(Encounter.id).limit(limit)
-        return [_encounter_json(e, curation.encounter_photos(db, e.id)) for e in found]
+        return [_encounter_json(e, curation.encounter_photos(db, e.id)) for e in curation.encounters(db, status, limit)]
 
     @app.get("/api/encounters/{encounter_id}", tags=["encounters"])
     def encounter(encounter_id: int, _user: Viewer, db: Db) -> dict[str, Any]:
@@ -219,7 +228,7 @@ def create_app(folder: Path, matcher: Matcher | None = None) -> FastAPI:
     @app.get("/api/decisions", tags=["decisions"])
     def audit(_user: Viewer, db: Db, encounter: int | None = None, limit: int = 200) -> list[dict[str, Any]]:
         """The audit trail, newest first: who decided what, when, and the state before."""
-        return [_decision_json(d) for d in curation.audit(db, encounter, limit)]
+        return [_decision_json(d) for d in curation.audit(db, encounter_id=encounter, limit=limit)]
 
     @app.get("/api/individuals", tags=["individuals"])
     def individuals(_user: Viewer, db: Db, q: str = "", limit: int = Query(50, ge=1, le=1000)) -> list[dict[str, Any]]:
@@ -242,11 +251,7 @@ def create_app(folder: Path, matcher: Matcher | None = None) -> FastAPI:
     @app.get("/api/export.csv", tags=["export"])
     def export_csv(_user: Viewer, db: Db) -> Response:
         """The catalogue as a Kaggle train.csv (Image,Id)."""
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["Image", "Id"])
-        writer.writerows((p.image, p.individual_id) for p in curation.catalogue_rows(db))
-        return Response(out.getvalue(), media_type="text/csv")
+        return Response(_kaggle_csv(curation.catalogue_rows(db)), media_type="text/csv")
 
     @app.get("/api/export.zip", tags=["export"])
     def export_zip(_user: Viewer, db: Db, strip_exif: bool = False) -> Response:
@@ -254,7 +259,7 @@ def create_app(folder: Path, matcher: Matcher | None = None) -> FastAPI:
         buffer = io.BytesIO()
         rows = [p for p in curation.catalogue_rows(db) if Path(p.path).is_file()]
         with zipfile.ZipFile(buffer, "w") as archive:
-            archive.writestr("train.csv", "Image,Id\n" + "".join(f"{p.image},{p.individual_id}\n" for p in rows))
+            archive.writestr("train.csv", _kaggle_csv(rows))
             for p in rows:
                 data = without_exif(Path(p.path)) if strip_exif else Path(p.path).read_bytes()
                 archive.writestr(f"train/{p.image}", data)
@@ -302,7 +307,7 @@ def create_app(folder: Path, matcher: Matcher | None = None) -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def queue_page(request: Request, user: PageUser, db: Db) -> HTMLResponse:
-        pending = db.query(Encounter).filter(Encounter.status == "pending").order_by(Encounter.id).limit(200).all()
+        pending = curation.encounters(db, "pending", limit=200)
         recent = curation.audit(db, limit=10)
         return page(request, "queue.html", user, pending=pending, recent=recent)
 
@@ -329,7 +334,7 @@ def create_app(folder: Path, matcher: Matcher | None = None) -> FastAPI:
     @app.get("/individuals/{individual}", response_class=HTMLResponse, include_in_schema=False)
     def individual_page(individual: str, request: Request, user: PageUser, db: Db) -> HTMLResponse:
         photos = curation.individual_photos(db, individual)
-        decisions = [d for d in curation.audit(db, limit=1000) if d.individual_id == individual]
+        decisions = curation.audit(db, individual=individual, limit=1000)
         return page(request, "individual.html", user, individual=individual, photos=photos, decisions=decisions)
 
     return app

@@ -31,6 +31,11 @@ class Upload:
     stream: Any  # a binary file object
 
 
+def _state(encounter: Encounter) -> dict[str, Any]:
+    """What the audit trail keeps of an encounter before a decision changes it."""
+    return {"status": encounter.status, "individual": encounter.individual_id, "version": encounter.version}
+
+
 def _vector(photo: Photo) -> np.ndarray:
     if photo.vector is None:
         raise ServiceError(409, f"photo {photo.id} has no embedding")
@@ -43,10 +48,10 @@ class Curation:
     Decisions and undos hold one lock, so a process never interleaves two gallery writes; the version check in
     the encounter's UPDATE makes a second decision on the same encounter fail with 409 across processes too."""
 
-    def __init__(self, folder: Path, settings: CatalogSettings, matcher: Matcher | None = None) -> None:
+    def __init__(self, folder: Path, settings: CatalogSettings) -> None:
         self.folder, self.settings = Path(folder), settings
         self.make_session: sessionmaker[Session] = sessions(settings.database)
-        self.matcher = matcher or Matcher.of(settings)
+        self.matcher = Matcher.of(settings)
         self.uploads = self.folder / "uploads"
         self._lock = threading.Lock()
         with self.make_session.begin() as session:  # photos enrolled meanwhile with `flukeid enroll`
@@ -196,7 +201,7 @@ class Curation:
         if version is not None and version != encounter.version:
             raise ServiceError(409, f"encounter {encounter_id} changed (version {encounter.version}, not {version})")
         target = self._target(session, action, individual, user)
-        previous = {"status": encounter.status, "individual": encounter.individual_id, "version": encounter.version}
+        previous = _state(encounter)
         status = {"match": "matched", "new": "new", "reject": "rejected"}[action]
         moved = session.execute(
             update(Encounter)
@@ -268,7 +273,7 @@ class Curation:
             if latest != decision_id:
                 raise ServiceError(409, f"decision {decision_id} is not the latest on its encounter; undo {latest}")
             encounter = self.encounter(session, decision.encounter_id)
-            previous = {"status": encounter.status, "individual": encounter.individual_id, "version": encounter.version}
+            previous = _state(encounter)
             photos = [p for p in self.encounter_photos(session, encounter.id) if p.status != "pending"]
             enrolled = [p.image for p in photos if p.gallery_id is not None]
             for photo in photos:
@@ -296,8 +301,17 @@ class Curation:
             self.matcher.gallery.remove(images=enrolled)
         return undo
 
-    def audit(self, session: Session, encounter_id: int | None = None, limit: int = 200) -> list[Decision]:
+    def audit(
+        self, session: Session, encounter_id: int | None = None, individual: str | None = None, limit: int = 200
+    ) -> list[Decision]:
+        """Decisions, newest first, of one encounter and/or about one individual, or all."""
         query = select(Decision).order_by(Decision.id.desc()).limit(limit)
         if encounter_id is not None:
             query = query.where(Decision.encounter_id == encounter_id)
+        if individual is not None:
+            query = query.where(Decision.individual_id == individual)
+        return list(session.scalars(query))
+
+    def encounters(self, session: Session, status: str = "pending", limit: int = 100) -> list[Encounter]:
+        query = select(Encounter).where(Encounter.status == status).order_by(Encounter.id).limit(limit)
         return list(session.scalars(query))
