@@ -1,8 +1,9 @@
 """What a student learns from its teachers (`flukeid.train.distill`): targets and the distillation loss.
 
 Teacher targets are computed once, offline, on the un-augmented photos:
-- relational: the student's cosine-similarity matrix within a batch is pulled towards the teacher's (an
-  ensemble's similarity is the mean of its members': their unit embeddings are concatenated, scaled 1/sqrt(n));
+- relational: the student's cosine similarities between the different photos of a batch are pulled towards
+  the teacher's (an ensemble's similarity is the mean of its members': their unit embeddings are concatenated,
+  scaled 1/sqrt(n));
 - soft labels: where teachers have a classifier head (ArcFace, softmax...), KL divergence between the student's
   and the teachers' class distributions at temperature T (mean of the teachers' logits), on the classes both know.
 """
@@ -106,8 +107,12 @@ class DistillLoss(nn.Module):
         if len(index) < 2:
             return embeddings.sum() * 0.0
         teacher = self.vectors[index]
-        off_diagonal = ~torch.eye(len(index), dtype=torch.bool, device=index.device)
-        gap = (embeddings @ embeddings.T - teacher @ teacher.T)[off_diagonal]
+        # pairs of two different photos: a batch repeats photos (singletons are drawn m times), and a photo's
+        # similarity to its own augmented copy is the identity loss's business, not the teacher's
+        pairs = index[:, None] != index[None, :]
+        if not pairs.any():
+            return embeddings.sum() * 0.0
+        gap = (embeddings @ embeddings.T - teacher @ teacher.T)[pairs]
         loss = self.cfg.similarity_weight * gap.pow(2).mean()
         if self.logits is not None and self.columns is not None and student_logits is not None:
             t = self.cfg.temperature
