@@ -147,3 +147,44 @@ def test_require_usable_raises_on_fatal_and_warns_on_skipped_rows(
     assert "1 labelled row(s) skipped" in caplog.text
     with pytest.raises(FlukeidError, match="catalogue folder not found"):
         check_catalogue(tmp_path / "nowhere").require_usable()
+
+
+def test_ids_flukeid_cannot_write_are_reported_with_their_line(kaggle: KaggleFactory) -> None:
+    rows = [("a.jpg", "w_1"), ("b.jpg", '"w with spaces"'), ("c.jpg", "new_whale"), ("d.jpg", "x" * 129)]
+    root = kaggle(rows)
+    (root / "train.csv").write_text((root / "train.csv").read_text() + "e.jpg,w\tq\n")
+    write_image(root / "train" / "e.jpg", 9)
+    report = check_catalogue(root)
+    errors = "\n".join(messages(report, Severity.ERROR))
+    assert "train.csv:3: b.jpg: ID 'w with spaces' contains whitespace" in errors
+    assert "train.csv:5: d.jpg: ID of 129 characters (at most 128)" in errors
+    assert "train.csv:6: e.jpg: ID 'w\\tq' contains whitespace" in errors
+    assert sorted(report.usable_labels()["Image"]) == ["a.jpg", "c.jpg"]  # new_whale is a label, not a name
+
+
+def test_photos_outside_the_catalogue_folder_are_refused(kaggle: KaggleFactory, tmp_path: Path) -> None:
+    elsewhere = write_image(tmp_path / "elsewhere" / "x.jpg", 7)
+    rows = [("a.jpg", "w_1"), ("inside.jpg", "w_2")]
+    root = kaggle(rows, 1)
+    (root / "train" / "inside.jpg").unlink()
+    (root / "train" / "inside.jpg").symlink_to(root / "train" / "a.jpg")  # a link within the folder is fine
+    (root / "train" / "link.jpg").symlink_to(elsewhere)
+    (root / "test" / "out.jpg").symlink_to(elsewhere)
+    extra = f"../../elsewhere/x.jpg,w_3\n{elsewhere},w_4\nlink.jpg,w_5\n"
+    (root / "train.csv").write_text((root / "train.csv").read_text() + extra)
+    report = check_catalogue(root)
+    errors = "\n".join(messages(report, Severity.ERROR))
+    assert "train.csv:4: ../../elsewhere/x.jpg: '..' in the name leads out of the catalogue folder" in errors
+    assert f"train.csv:5: {elsewhere}: absolute path" in errors
+    assert "train.csv:6: link.jpg: a symbolic link leads out of the catalogue folder" in errors
+    assert "test: test/out.jpg: a symbolic link leads out of the catalogue folder" in errors
+    assert sorted(report.usable_labels()["Image"]) == ["a.jpg", "inside.jpg"]
+    assert not any("out.jpg" in str(p) for p in report.infos)
+
+
+def test_stats_count_a_photo_listed_twice_once(kaggle: KaggleFactory) -> None:
+    from flukeid.data.stats import catalogue_stats
+
+    cat = load_catalogue(kaggle([("a.jpg", "w_1"), ("a.jpg", "w_1"), ("b.jpg", "w_2"), ("c.jpg", "new_whale")]))
+    stats = catalogue_stats(cat.labels)
+    assert (stats.images, stats.individuals, stats.singletons, stats.new_whale_images) == (3, 2, 2, 1)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
+from pathlib import Path, PurePath, PureWindowsPath
 
 import pandas as pd
 
@@ -48,6 +48,20 @@ class Catalogue:
     def known(self) -> pd.DataFrame:
         """Labelled rows of named individuals (no ``new_whale``)."""
         return self.labels[self.labels["Id"] != NEW_WHALE]
+
+
+def outside_catalogue(root: Path, name: str, path: Path) -> str | None:
+    """Why the photo ``name`` (at ``path``) is not confined to the catalogue folder ``root``, or None: names are
+    relative, without ``..``, and do not lead out of the folder through a symbolic link."""
+    parts = PurePath(name).parts
+    if PurePath(name).is_absolute() or PureWindowsPath(name).is_absolute():
+        return f"{name}: absolute path; photos are named relative to the catalogue folder"
+    if ".." in parts or ".." in PureWindowsPath(name).parts:
+        return f"{name}: '..' in the name leads out of the catalogue folder"
+    resolved, top = Path(path).resolve(), Path(root).resolve()
+    if not resolved.is_relative_to(top):
+        return f"{name}: a symbolic link leads out of the catalogue folder (to {resolved})"
+    return None
 
 
 def is_image(path: Path) -> bool:

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 
 from flukeid.data.boxes import box_problem, read_boxes
-from flukeid.data.catalogue import Catalogue, list_images, load_catalogue
+from flukeid.data.catalogue import Catalogue, list_images, load_catalogue, outside_catalogue
+from flukeid.data.ids import id_problem
 from flukeid.data.images import DEFAULT_MAX_PIXELS, ImageInfo, inspect_image
 from flukeid.data.problems import Problem, Severity
 from flukeid.errors import CatalogueError, FlukeidError, ImageError
@@ -76,17 +77,24 @@ def _inspect_all(paths: list[Path], max_pixels: int, progress: Progress | None) 
 
 
 def _row_problems(cat: Catalogue, report: CheckReport) -> None:
-    """Empty fields and duplicate rows of the labels CSV."""
+    """Empty fields, IDs flukeid cannot write, paths leaving the catalogue folder and duplicate rows."""
     labels, name = cat.labels, cat.labels_file.name if cat.labels_file else cat.root.name
     first_seen: dict[str, tuple[int, str, int | None]] = {}
     for idx, row in labels.iterrows():
         line = row["line"] if pd.notna(row["line"]) else None
+
+        def skip(message: str, line: int | None = line, idx: object = idx) -> None:
+            report.problems.append(Problem(Severity.ERROR, name, message, line))
+            report.skipped_rows.add(idx)
+
         if not row["Image"]:
-            report.problems.append(Problem(Severity.ERROR, name, "empty Image", line))
-            report.skipped_rows.add(idx)
+            skip("empty Image")
         elif not row["Id"]:
-            report.problems.append(Problem(Severity.ERROR, name, f"empty Id for {row['Image']}", line))
-            report.skipped_rows.add(idx)
+            skip(f"empty Id for {row['Image']}")
+        elif (why := id_problem(row["Id"], allow_new_whale=True)) is not None:
+            skip(f"{row['Image']}: {why}; skipped")
+        elif (why := outside_catalogue(cat.root, row["Image"], row["path"])) is not None:
+            skip(f"{why}; skipped")
         elif row["Image"] in first_seen:
             _, first_id, first_line = first_seen[row["Image"]]
             same = first_id == row["Id"]
@@ -217,7 +225,12 @@ def check_catalogue(root: Path, max_pixels: int = DEFAULT_MAX_PIXELS, progress: 
     report = CheckReport(cat)
     _row_problems(cat, report)
     rows = [(r.Image, r.path, r.line) for i, r in enumerate(cat.labels.itertuples()) if i not in report.skipped_rows]
-    test_rows = [(f"test/{img}", p, None) for img, p in zip(cat.test["Image"], cat.test["path"])]
+    test_rows = []
+    for image, path in zip(cat.test["Image"], cat.test["path"]):
+        if (why := outside_catalogue(cat.root, f"test/{image}", path)) is not None:
+            report.problems.append(Problem(Severity.ERROR, "test", f"{why}; skipped"))
+        else:
+            test_rows.append((f"test/{image}", path, None))
     results = _inspect_all([p for _, p, _ in rows + test_rows], max_pixels, progress)
     report.infos = {p: r for p, r in results.items() if isinstance(r, ImageInfo)}
     file_of = cat.labels_file.name if cat.labels_file else cat.root.name

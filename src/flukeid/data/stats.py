@@ -30,7 +30,8 @@ class CatalogueStats:
 
 
 def catalogue_stats(labels: pd.DataFrame, test_images: int = 0) -> CatalogueStats:
-    """Statistics of labelled rows (columns Image, Id)."""
+    """Statistics of labelled rows (columns Image, Id); a photo listed twice counts once (its first row)."""
+    labels = labels.drop_duplicates("Image")
     known = labels[labels["Id"] != NEW_WHALE]
     per_id = known.groupby("Id").size()
     histogram = Counter(per_id.tolist())

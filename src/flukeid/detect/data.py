@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from flukeid.data.boxes import Box, read_boxes
-from flukeid.data.catalogue import load_catalogue
+from flukeid.data.catalogue import load_catalogue, outside_catalogue
 from flukeid.data.images import read_image
 from flukeid.errors import CatalogueError
 
@@ -49,7 +49,12 @@ def box_rows(data: Path, boxes_file: Path | None = None) -> BoxRows:
     for problem in table.problems:
         log.warning("%s", problem)
     listed = pd.concat([cat.labels[["Image", "path"]], cat.test[["Image", "path"]]])
-    photos = {str(name): Path(path) for name, path in zip(listed["Image"], listed["path"]) if Path(path).is_file()}
+    photos: dict[str, Path] = {}
+    for name, path in zip(listed["Image"], listed["path"]):
+        if (why := outside_catalogue(cat.root, str(name), Path(path))) is not None:
+            log.warning("%s; skipped", why)
+        elif Path(path).is_file():
+            photos[str(name)] = Path(path)
     unknown = sorted(set(table.boxes) - photos.keys())
     if unknown:
         log.warning("%s: %d boxes name photos not in %s (e.g. %s)", boxes_file, len(unknown), data, unknown[0])
