@@ -21,7 +21,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from fastapi.testclient import TestClient
 from PIL import Image
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, select, text, update
 
 from flukeid import NEW_WHALE
 from flukeid.cli import main
@@ -32,7 +32,7 @@ from flukeid.models.artifact import ModelConfig, build_model, save_model
 from flukeid.serve.app import create_app
 from flukeid.serve.auth import add_user
 from flukeid.serve.catalog import SETTINGS_FILE, CatalogSettings, init_catalog
-from flukeid.serve.db import Base, migrate, sessions
+from flukeid.serve.db import Base, Photo, migrate, sessions
 
 TINY = ModelConfig(backbone="timm/test_efficientnet", pretrained=False, embedding_dim=32, image_size=(48, 96))
 
@@ -386,3 +386,51 @@ def test_a_model_with_a_detector_crops_uploads_as_its_gallery_was_cropped(made: 
     assert answer["candidates"][0]["score"] == pytest.approx(1.0, abs=1e-4)
     sidecars = [json.loads(p.read_text()) for p in (tmp_path / "cache" / "crops").rglob("*.json")]
     assert any(not s["fallback"] for s in sidecars)  # some photos were really cropped
+
+
+def test_uploads_are_found_whatever_the_working_directory(
+    service: Service, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A catalogue served by a relative path keeps its uploads when served again from elsewhere."""
+    photo, _ = a_catalogue_photo(service)
+    monkeypatch.chdir(service.folder.parent)
+    client = TestClient(create_app(Path(service.folder.name)))  # `flukeid serve catalog`
+    files = [("files", ("here.jpg", photo.read_bytes(), "image/jpeg"))]
+    encounter = client.post("/api/encounters", files=files, headers=service.auth("curator")).json()
+    [uploaded] = encounter["photos"]
+    decided = client.post(
+        f"/api/encounters/{encounter['id']}/decision",
+        json={"action": "new", "individual": "w_here"},
+        headers=service.auth("curator"),
+    )
+    assert decided.status_code == 200, decided.text
+    with sessions(CatalogSettings.load(service.folder).database).begin() as session:
+        stored = session.scalars(select(Photo.path).where(Photo.id == uploaded["id"])).one()
+    assert stored == f"uploads/{uploaded['image']}"  # relative to the catalogue folder, not the working directory
+
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    again = TestClient(create_app(Path("..") / service.folder.name))  # restarted from another directory
+    image = again.get(uploaded["url"], headers=service.auth("viewer"))
+    assert image.status_code == 200 and image.content == photo.read_bytes()
+    archive = zipfile.ZipFile(io.BytesIO(again.get("/api/export.zip", headers=service.auth("viewer")).content))
+    assert f"train/{uploaded['image']}" in archive.namelist()
+    assert f"{uploaded['image']},w_here" in archive.read("train.csv").decode()
+
+    with sessions(CatalogSettings.load(service.folder).database).begin() as session:  # as stored before the fix
+        session.execute(
+            update(Photo).where(Photo.id == uploaded["id"]).values(path=f"catalog/uploads/{uploaded['image']}")
+        )
+    assert again.get(uploaded["url"], headers=service.auth("viewer")).status_code == 200
+
+
+def test_export_zip_refuses_to_leave_out_a_photo_whose_file_is_missing(service: Service) -> None:
+    photo, _ = a_catalogue_photo(service)
+    encounter = service.upload(photo).json()
+    assert service.decide(encounter["id"], action="new", individual="w_gone").status_code == 200
+    [uploaded] = encounter["photos"]
+    (service.folder / "uploads" / uploaded["image"]).unlink()
+    answer = service.client.get("/api/export.zip", headers=service.auth("viewer"))
+    assert answer.status_code == 409
+    assert f"photo {uploaded['id']} '{uploaded['image']}'" in answer.json()["detail"]
+    assert service.client.get("/api/export.csv", headers=service.auth("viewer")).status_code == 200

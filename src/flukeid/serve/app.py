@@ -97,6 +97,12 @@ def _kaggle_csv(photos: list[Photo]) -> str:
     return out.getvalue()
 
 
+def _missing_files(missing: list[tuple[Photo, Path]], shown: int = 10) -> str:
+    """The first photos whose files are missing, for an error message."""
+    listed = [f"photo {p.id} {p.image!r} ({path if p.path else 'no file recorded'})" for p, path in missing[:shown]]
+    return "; ".join(listed) + (f" and {len(missing) - shown} more" if len(missing) > shown else "")
+
+
 def create_app(folder: Path) -> FastAPI:
     """The service for catalogue ``folder`` (see flukeid.serve.catalog)."""
     curation = Curation(folder, CatalogSettings.load(folder))
@@ -244,9 +250,10 @@ def create_app(folder: Path) -> FastAPI:
     @app.get("/api/photos/{photo_id}/image", tags=["photos"])
     def photo_image(photo_id: int, _user: Viewer, db: Db) -> FileResponse:
         photo = db.get(Photo, photo_id)
-        if photo is None or not Path(photo.path).is_file():
+        path = curation.photo_file(photo) if photo is not None else None
+        if path is None or not path.is_file():
             raise ServiceError(404, f"no photo file for photo {photo_id}")
-        return FileResponse(photo.path)
+        return FileResponse(path)
 
     @app.get("/api/export.csv", tags=["export"])
     def export_csv(_user: Viewer, db: Db) -> Response:
@@ -255,13 +262,22 @@ def create_app(folder: Path) -> FastAPI:
 
     @app.get("/api/export.zip", tags=["export"])
     def export_zip(_user: Viewer, db: Db, strip_exif: bool = False) -> Response:
-        """The catalogue in Kaggle layout (train.csv + train/); ``strip_exif`` removes photo metadata (GPS...)."""
+        """The catalogue in Kaggle layout (train.csv + train/); ``strip_exif`` removes photo metadata (GPS...).
+        409 naming the photos whose files are missing: an export never leaves a catalogue photo out silently."""
+        rows = curation.catalogue_rows(db)
+        files = {p.id: curation.photo_file(p) for p in rows}
+        missing = [(p, files[p.id]) for p in rows if not files[p.id].is_file()]
+        if missing:
+            raise ServiceError(
+                409,
+                f"{len(missing)} catalogue photo file(s) are missing, so the export would lack them: "
+                f"{_missing_files(missing)}; restore the files, then export again",
+            )
         buffer = io.BytesIO()
-        rows = [p for p in curation.catalogue_rows(db) if Path(p.path).is_file()]
         with zipfile.ZipFile(buffer, "w") as archive:
             archive.writestr("train.csv", _kaggle_csv(rows))
             for p in rows:
-                data = without_exif(Path(p.path)) if strip_exif else Path(p.path).read_bytes()
+                data = without_exif(files[p.id]) if strip_exif else files[p.id].read_bytes()
                 archive.writestr(f"train/{p.image}", data)
         return Response(buffer.getvalue(), media_type="application/zip")
 

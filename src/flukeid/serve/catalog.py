@@ -2,7 +2,7 @@
 
     CATALOG_DIR/catalog.json     model and gallery folders, database URL, upload limits
     CATALOG_DIR/catalog.sqlite   the default database (individuals, photos, encounters, decisions, users)
-    CATALOG_DIR/uploads/         uploaded photos under generated names
+    CATALOG_DIR/uploads/         uploaded photos under generated names (the database stores "uploads/NAME")
 
 ``init_catalog`` makes one from a model and a gallery (``flukeid gallery build``); the gallery's photos become
 the catalogue's photos. ``Matcher`` turns an encounter's photos into proposals.
@@ -31,6 +31,7 @@ from flukeid.models.artifact import Artifact, load_model
 from flukeid.serve.db import Individual, Photo, sessions
 
 SETTINGS_FILE = "catalog.json"
+UPLOADS = "uploads"
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def init_catalog(folder: Path, model: Path, gallery: Path, database: str | None 
     artifact, store = load_model(model), Gallery.open(gallery)
     store.check_model(artifact.model_id)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "uploads").mkdir(exist_ok=True)
+    (folder / UPLOADS).mkdir(exist_ok=True)
     settings = CatalogSettings(
         str(Path(model).resolve()), str(Path(gallery).resolve()), database or default_database(folder)
     )
@@ -85,6 +86,19 @@ def init_catalog(folder: Path, model: Path, gallery: Path, database: str | None 
         import_gallery(session, store)
     settings.save(folder)
     return settings
+
+
+def photo_file(folder: Path, stored: str) -> Path:
+    """The file of a photo whose database ``path`` is ``stored``: absolute as imported from a gallery, else
+    relative to the catalogue ``folder`` (uploads). Uploads stored before paths were relative to the folder
+    hold the server's working directory at the time (``catalog/uploads/NAME``): they are found in uploads/."""
+    path = Path(stored)
+    if path.is_absolute() or not stored:
+        return path
+    inside = folder / path
+    if not inside.is_file() and (folder / UPLOADS / path.name).is_file():
+        return folder / UPLOADS / path.name
+    return inside
 
 
 def import_gallery(session: Session, gallery: Gallery) -> int:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from flukeid import NEW_WHALE
 from flukeid.errors import ServiceError
-from flukeid.serve.catalog import CatalogSettings, Matcher, Proposals, import_gallery
+from flukeid.serve.catalog import UPLOADS, CatalogSettings, Matcher, Proposals, import_gallery, photo_file
 from flukeid.serve.db import Decision, Encounter, Individual, Photo, sessions
 from flukeid.serve.uploads import StoredPhoto, read_limited, store_photo
 
@@ -49,13 +49,17 @@ class Curation:
     the encounter's UPDATE makes a second decision on the same encounter fail with 409 across processes too."""
 
     def __init__(self, folder: Path, settings: CatalogSettings) -> None:
-        self.folder, self.settings = Path(folder), settings
+        self.folder, self.settings = Path(folder).resolve(), settings  # uploads never depend on the working dir
         self.make_session: sessionmaker[Session] = sessions(settings.database)
         self.matcher = Matcher.of(settings)
-        self.uploads = self.folder / "uploads"
+        self.uploads = self.folder / UPLOADS
         self._lock = threading.Lock()
         with self.make_session.begin() as session:  # photos enrolled meanwhile with `flukeid enroll`
             import_gallery(session, self.matcher.gallery)
+
+    def photo_file(self, photo: Photo) -> Path:
+        """The file of ``photo`` (stored relative to the catalogue folder, or absolute when imported)."""
+        return photo_file(self.folder, photo.path)
 
     # -- uploads -----------------------------------------------------------------------------------------------
 
@@ -99,7 +103,7 @@ class Curation:
                     Photo(
                         image=photo.image,
                         original_name=photo.original_name,
-                        path=str(photo.path),
+                        path=(Path(UPLOADS) / photo.image).as_posix(),  # relative: the folder may move
                         status="pending",
                         encounter_id=encounter.id,
                         sha1=photo.sha1,
@@ -244,7 +248,7 @@ class Curation:
             [p.image for p in photos],
             [individual] * len(photos),
             vectors,
-            paths=[p.path for p in photos],
+            paths=[str(self.photo_file(p)) for p in photos],  # absolute: other flukeid commands read them
             sha1s=[p.sha1 for p in photos],
         )
         for photo, gallery_id in zip(photos, ids):
