@@ -3,6 +3,7 @@ decisions with conflicts and undo, the gallery growing without retraining, expor
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
@@ -14,6 +15,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import uvicorn
@@ -434,3 +436,22 @@ def test_export_zip_refuses_to_leave_out_a_photo_whose_file_is_missing(service: 
     assert answer.status_code == 409
     assert f"photo {uploaded['id']} '{uploaded['image']}'" in answer.json()["detail"]
     assert service.client.get("/api/export.csv", headers=service.auth("viewer")).status_code == 200
+
+
+def test_export_zip_entries_stay_in_train_whatever_the_image_names(service: Service) -> None:
+    gallery = Gallery.open(service.folder.parent / "gallery")
+    source = gallery.photos()[0]
+    names = ["../../../elsewhere/x.jpg", "sub/x.jpg", "X.JPG", "/abs/y.jpg", "..\\win\\z.jpg", ".."]
+    vectors = np.repeat(gallery.all_vectors()[:1], len(names), axis=0)
+    gallery.add(names, [source.individual] * len(names), vectors, paths=[source.path] * len(names))
+    client = TestClient(create_app(service.folder))  # imports them at start
+    archive = zipfile.ZipFile(io.BytesIO(client.get("/api/export.zip", headers=service.auth("viewer")).content))
+    entries = [n for n in archive.namelist() if n != "train.csv"]
+    rows = list(csv.reader(io.StringIO(archive.read("train.csv").decode())))[1:]
+    assert sorted(f"train/{image}" for image, _ in rows) == sorted(entries)  # train.csv lists what the zip holds
+    assert len(entries) == len(set(e.casefold() for e in entries)) == len(gallery)
+    for entry in entries:
+        name = entry.removeprefix("train/")
+        assert entry.startswith("train/") and name and "/" not in name and "\\" not in name, entry
+        assert not name.startswith(".") and ".." not in Path(name).parts, entry
+    assert {"train/x.jpg", "train/y.jpg", "train/z.jpg"} <= set(entries)

@@ -8,9 +8,10 @@ role, writes curator, user management admin.
 
 import csv
 import io
+import re
 import zipfile
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
@@ -29,6 +30,7 @@ from flukeid.serve.uploads import without_exif
 
 HERE = Path(__file__).parent
 COOKIE = "flukeid_token"
+_UNSAFE = re.compile(r"[^\w.-]+")
 
 
 class DecisionIn(BaseModel):
@@ -88,13 +90,37 @@ def _decision_json(decision: Decision) -> dict[str, Any]:
     }
 
 
-def _kaggle_csv(photos: list[Photo]) -> str:
-    """Catalogue photos as a Kaggle train.csv (Image,Id)."""
+def _kaggle_csv(rows: Iterable[tuple[str, str | None]]) -> str:
+    """(image, individual) rows as a Kaggle train.csv (Image,Id)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["Image", "Id"])
-    writer.writerows((p.image, p.individual_id) for p in photos)
+    writer.writerows(rows)
     return out.getvalue()
+
+
+def _safe_name(image: str, fallback: str) -> str:
+    """The last part of an image name, with only letters, digits and ``._-`` (others become ``_``) and no leading
+    dot: a file name that stays in the folder it is extracted to (never ``..``, absolute or in a subfolder)."""
+    last = image.replace("\\", "/").rsplit("/", 1)[-1]
+    return _UNSAFE.sub("_", last).lstrip(".") or fallback
+
+
+def _archive_names(photos: list[Photo]) -> dict[int, str]:
+    """A distinct safe file name per photo id for the export's train/ folder: the image name where it is one
+    already (uploads, usual imports); a name taken before (ignoring case) gets the photo id appended."""
+    names: dict[int, str] = {}
+    taken: set[str] = set()
+    for photo in photos:
+        name = _safe_name(photo.image, f"photo-{photo.id}")
+        stem, suffix = PurePosixPath(name).stem, PurePosixPath(name).suffix
+        candidate, repeat = name, 1
+        while candidate.casefold() in taken:
+            candidate = f"{stem}-{photo.id}{'' if repeat == 1 else f'-{repeat}'}{suffix}"
+            repeat += 1
+        taken.add(candidate.casefold())
+        names[photo.id] = candidate
+    return names
 
 
 def _missing_files(missing: list[tuple[Photo, Path]], shown: int = 10) -> str:
@@ -258,12 +284,15 @@ def create_app(folder: Path) -> FastAPI:
     @app.get("/api/export.csv", tags=["export"])
     def export_csv(_user: Viewer, db: Db) -> Response:
         """The catalogue as a Kaggle train.csv (Image,Id)."""
-        return Response(_kaggle_csv(curation.catalogue_rows(db)), media_type="text/csv")
+        return Response(
+            _kaggle_csv((p.image, p.individual_id) for p in curation.catalogue_rows(db)), media_type="text/csv"
+        )
 
     @app.get("/api/export.zip", tags=["export"])
     def export_zip(_user: Viewer, db: Db, strip_exif: bool = False) -> Response:
-        """The catalogue in Kaggle layout (train.csv + train/); ``strip_exif`` removes photo metadata (GPS...).
-        409 naming the photos whose files are missing: an export never leaves a catalogue photo out silently."""
+        """The catalogue in Kaggle layout (train.csv + train/, photos under safe file names that train.csv lists);
+        ``strip_exif`` removes photo metadata (GPS...). 409 naming the photos whose files are missing: an export
+        never leaves a catalogue photo out silently."""
         rows = curation.catalogue_rows(db)
         files = {p.id: curation.photo_file(p) for p in rows}
         missing = [(p, files[p.id]) for p in rows if not files[p.id].is_file()]
@@ -273,12 +302,13 @@ def create_app(folder: Path) -> FastAPI:
                 f"{len(missing)} catalogue photo file(s) are missing, so the export would lack them: "
                 f"{_missing_files(missing)}; restore the files, then export again",
             )
+        names = _archive_names(rows)
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as archive:
-            archive.writestr("train.csv", _kaggle_csv(rows))
+            archive.writestr("train.csv", _kaggle_csv((names[p.id], p.individual_id) for p in rows))
             for p in rows:
                 data = without_exif(files[p.id]) if strip_exif else files[p.id].read_bytes()
-                archive.writestr(f"train/{p.image}", data)
+                archive.writestr(f"train/{names[p.id]}", data)
         return Response(buffer.getvalue(), media_type="application/zip")
 
     @app.get("/api/users", tags=["users"])
