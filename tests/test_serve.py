@@ -455,3 +455,34 @@ def test_export_zip_entries_stay_in_train_whatever_the_image_names(service: Serv
         assert entry.startswith("train/") and name and "/" not in name and "\\" not in name, entry
         assert not name.startswith(".") and ".." not in Path(name).parts, entry
     assert {"train/x.jpg", "train/y.jpg", "train/z.jpg"} <= set(entries)
+
+
+@pytest.mark.parametrize("value", [2**63, 2**31, -1, 0])
+def test_integer_parameters_out_of_range_are_422_never_500(service: Service, value: int) -> None:
+    viewer, curator = service.auth("viewer"), service.auth("curator")
+    requests = [
+        ("GET", f"/api/encounters?limit={value}", viewer),
+        ("GET", f"/api/decisions?limit={value}", viewer),
+        ("GET", f"/api/decisions?encounter={value}", viewer),
+        ("GET", f"/api/individuals?limit={value}", viewer),
+        ("GET", f"/api/encounters/{value}", viewer),
+        ("GET", f"/api/encounters/{value}/proposals", viewer),
+        ("POST", f"/api/encounters/{value}/decision", curator),
+        ("POST", f"/api/decisions/{value}/undo", curator),
+        ("GET", f"/api/photos/{value}/image", viewer),
+        ("GET", f"/review/{value}", viewer),
+    ]
+    for method, url, headers in requests:
+        answer = service.client.request(method, url, headers=headers, json={"action": "reject"})
+        assert answer.status_code == 422, f"{method} {url}: {answer.status_code} {answer.text}"
+
+
+def test_the_largest_ids_are_simply_not_found(service: Service) -> None:
+    largest = 2**31 - 1  # the largest id a PostgreSQL INTEGER holds
+    for url in (f"/api/encounters/{largest}", f"/api/photos/{largest}/image", f"/review/{largest}"):
+        assert service.client.get(url, headers=service.auth("viewer")).status_code == 404, url
+    assert service.decide(largest, action="reject").status_code == 404
+    undo = service.client.post(f"/api/decisions/{largest}/undo", headers=service.auth("curator"))
+    assert undo.status_code == 404
+    assert service.client.get("/api/decisions?limit=1000", headers=service.auth("viewer")).status_code == 200
+    assert service.client.get("/api/encounters?limit=1001", headers=service.auth("viewer")).status_code == 422

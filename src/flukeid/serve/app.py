@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import Path as InPath
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -30,6 +31,13 @@ from flukeid.serve.uploads import without_exif
 
 HERE = Path(__file__).parent
 COOKIE = "flukeid_token"
+MAX_ID = 2**31 - 1
+"""The largest row id every supported database stores (an INTEGER column is 32-bit in PostgreSQL, 64 in SQLite):
+larger ones are refused (422), never sent to SQL, where they overflow (500)."""
+MAX_LIMIT = 1000
+
+RowId = Annotated[int, InPath(ge=1, le=MAX_ID, description="a row id")]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="at most this many rows")]
 _UNSAFE = re.compile(r"[^\w.-]+")
 
 
@@ -228,16 +236,16 @@ def create_app(folder: Path) -> FastAPI:
         return proposals_json(db, curation.identify([Upload(f.filename or "photo", f.file) for f in files]))
 
     @app.get("/api/encounters", tags=["encounters"])
-    def encounters(_user: Viewer, db: Db, status: str = "pending", limit: int = 100) -> list[dict[str, Any]]:
+    def encounters(_user: Viewer, db: Db, status: str = "pending", limit: Limit = 100) -> list[dict[str, Any]]:
         return [_encounter_json(e, curation.encounter_photos(db, e.id)) for e in curation.encounters(db, status, limit)]
 
     @app.get("/api/encounters/{encounter_id}", tags=["encounters"])
-    def encounter(encounter_id: int, _user: Viewer, db: Db) -> dict[str, Any]:
+    def encounter(encounter_id: RowId, _user: Viewer, db: Db) -> dict[str, Any]:
         found = curation.encounter(db, encounter_id)
         return _encounter_json(found, curation.encounter_photos(db, encounter_id))
 
     @app.get("/api/encounters/{encounter_id}/proposals", tags=["encounters"])
-    def proposals(encounter_id: int, _user: Viewer, db: Db, k: int = Query(5, ge=1, le=20)) -> dict[str, Any]:
+    def proposals(encounter_id: RowId, _user: Viewer, db: Db, k: int = Query(5, ge=1, le=20)) -> dict[str, Any]:
         """The k most likely individuals (score, calibrated probability, best catalogue photos) and the
         new-individual option (its probability and the rank the tuned threshold gives it)."""
         found = curation.encounter(db, encounter_id)
@@ -248,22 +256,27 @@ def create_app(folder: Path) -> FastAPI:
         }
 
     @app.post("/api/encounters/{encounter_id}/decision", tags=["decisions"])
-    def decide(encounter_id: int, body: DecisionIn, user: Curator) -> dict[str, Any]:
+    def decide(encounter_id: RowId, body: DecisionIn, user: Curator) -> dict[str, Any]:
         """Match to an individual, add a new individual with the given ID, or reject; 409 if the encounter was
         decided meanwhile (or ``version`` is stale)."""
         return _decision_json(curation.decide(encounter_id, body.action, body.individual, user.name, body.version))
 
     @app.post("/api/decisions/{decision_id}/undo", tags=["decisions"])
-    def undo(decision_id: int, user: Curator) -> dict[str, Any]:
+    def undo(decision_id: RowId, user: Curator) -> dict[str, Any]:
         return _decision_json(curation.undo(decision_id, user.name))
 
     @app.get("/api/decisions", tags=["decisions"])
-    def audit(_user: Viewer, db: Db, encounter: int | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    def audit(
+        _user: Viewer,
+        db: Db,
+        encounter: Annotated[int | None, Query(ge=1, le=MAX_ID, description="only this encounter's")] = None,
+        limit: Limit = 200,
+    ) -> list[dict[str, Any]]:
         """The audit trail, newest first: who decided what, when, and the state before."""
         return [_decision_json(d) for d in curation.audit(db, encounter_id=encounter, limit=limit)]
 
     @app.get("/api/individuals", tags=["individuals"])
-    def individuals(_user: Viewer, db: Db, q: str = "", limit: int = Query(50, ge=1, le=1000)) -> list[dict[str, Any]]:
+    def individuals(_user: Viewer, db: Db, q: str = "", limit: Limit = 50) -> list[dict[str, Any]]:
         return [{"id": name, "photos": n} for name, n in curation.search_individuals(db, q, limit)]
 
     @app.get("/api/individuals/{individual}", tags=["individuals"])
@@ -274,7 +287,7 @@ def create_app(folder: Path) -> FastAPI:
         return {"id": individual, "photos": [_photo_json(p) for p in photos]}
 
     @app.get("/api/photos/{photo_id}/image", tags=["photos"])
-    def photo_image(photo_id: int, _user: Viewer, db: Db) -> FileResponse:
+    def photo_image(photo_id: RowId, _user: Viewer, db: Db) -> FileResponse:
         photo = db.get(Photo, photo_id)
         path = curation.photo_file(photo) if photo is not None else None
         if path is None or not path.is_file():
@@ -358,7 +371,7 @@ def create_app(folder: Path) -> FastAPI:
         return page(request, "queue.html", user, pending=pending, recent=recent)
 
     @app.get("/review/{encounter_id}", response_class=HTMLResponse, include_in_schema=False)
-    def review_page(encounter_id: int, request: Request, user: PageUser, db: Db) -> HTMLResponse:
+    def review_page(encounter_id: RowId, request: Request, user: PageUser, db: Db) -> HTMLResponse:
         found = curation.encounter(db, encounter_id)
         photos = curation.encounter_photos(db, encounter_id)
         proposed = proposals_json(db, curation.proposals(db, encounter_id)) if found.status == "pending" else None
