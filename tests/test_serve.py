@@ -29,6 +29,7 @@ from flukeid import NEW_WHALE
 from flukeid.cli import main
 from flukeid.data.synth import SynthConfig, generate
 from flukeid.detect.model import DetectorConfig, attach_detector, build_detector, save_detector
+from flukeid.errors import FlukeidError
 from flukeid.gallery import Gallery
 from flukeid.models.artifact import ModelConfig, build_model, save_model
 from flukeid.serve.app import create_app
@@ -486,3 +487,25 @@ def test_the_largest_ids_are_simply_not_found(service: Service) -> None:
     assert undo.status_code == 404
     assert service.client.get("/api/decisions?limit=1000", headers=service.auth("viewer")).status_code == 200
     assert service.client.get("/api/encounters?limit=1001", headers=service.auth("viewer")).status_code == 422
+
+
+@pytest.mark.parametrize("bad", [NEW_WHALE, "two words", "tab\there", "x" * 129, "bell\x07", ""])
+def test_new_individuals_follow_the_one_id_rule(service: Service, bad: str) -> None:
+    photo, _ = a_catalogue_photo(service)
+    encounter = service.upload(photo).json()
+    answer = service.decide(encounter["id"], action="new", individual=bad)
+    assert answer.status_code == 422, answer.text
+    assert service.decide(encounter["id"], action="new", individual="pod:7/ä-β").status_code == 200  # the rule allows
+
+
+def test_a_gallery_individual_breaking_the_id_rule_stops_the_import_naming_it(service: Service) -> None:
+    gallery = Gallery.open(service.folder.parent / "gallery")
+    vector = gallery.all_vectors()[:1]
+    gallery.add(["odd.jpg"], ["two words"], vector)
+    with pytest.raises(FlukeidError, match=r"photo 'odd.jpg' has individual 'two words'.*whitespace"):
+        create_app(service.folder)
+    gallery.remove(images=["odd.jpg"])
+    gallery.add(["unknown.jpg"], [NEW_WHALE], vector)  # new_whale stays allowed, out of the individuals
+    client = TestClient(create_app(service.folder))
+    names = [i["id"] for i in client.get("/api/individuals?limit=1000", headers=service.auth("viewer")).json()]
+    assert NEW_WHALE not in names

@@ -14,17 +14,20 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from shlex import quote
 
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from flukeid import NEW_WHALE
+from flukeid.data.ids import id_problem
 from flukeid.detect.crop import crop_photos
 from flukeid.detect.model import model_detector
 from flukeid.embed import embed_paths
 from flukeid.errors import FlukeidError
 from flukeid.gallery import Gallery
+from flukeid.gallery import Photo as GalleryPhoto
 from flukeid.identify.calibration import Calibration, match_features
 from flukeid.identify.ranking import ScoreTable, rank
 from flukeid.models.artifact import Artifact, load_model
@@ -101,14 +104,28 @@ def photo_file(folder: Path, stored: str) -> Path:
     return inside
 
 
+def _check_individual(gallery: Gallery, photo: GalleryPhoto) -> None:
+    """FlukeidError when the gallery photo's individual breaks the ID rule (``new_whale`` is allowed: it stays
+    out of the individuals)."""
+    problem = id_problem(photo.individual, allow_new_whale=True)
+    if problem is not None:
+        raise FlukeidError(
+            f"gallery {gallery.path}: photo {photo.image!r} has individual {photo.individual!r}, not a usable ID "
+            f"({problem}); nothing was imported: remove it (`flukeid remove {quote(str(gallery.path))} --image "
+            f"{quote(photo.image)}`), then enrol it again with a usable --id"
+        )
+
+
 def import_gallery(session: Session, gallery: Gallery) -> int:
-    """Add the gallery's photos (and their individuals) that the database does not hold yet."""
+    """Add the gallery's photos (and their individuals) that the database does not hold yet; a photo whose
+    individual ID breaks the ID rule (flukeid.data.ids) raises FlukeidError naming it, importing nothing."""
     known = set(session.scalars(select(Photo.gallery_id).where(Photo.gallery_id.is_not(None))))
     individuals = set(session.scalars(select(Individual.id)))
     added = 0
-    for photo in gallery.photos():
-        if photo.id in known:
-            continue
+    new = [photo for photo in gallery.photos() if photo.id not in known]
+    for photo in new:
+        _check_individual(gallery, photo)
+    for photo in new:
         if photo.individual not in individuals and photo.individual != NEW_WHALE:
             session.add(Individual(id=photo.individual))
             individuals.add(photo.individual)

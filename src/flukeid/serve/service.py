@@ -3,7 +3,6 @@ undo them) with their audit trail, and grow the gallery at once when a match is 
 
 from __future__ import annotations
 
-import re
 import tempfile
 import threading
 from collections.abc import Sequence
@@ -15,14 +14,13 @@ import numpy as np
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from flukeid import NEW_WHALE
+from flukeid.data.ids import id_problem
 from flukeid.errors import ServiceError
 from flukeid.serve.catalog import UPLOADS, CatalogSettings, Matcher, Proposals, import_gallery, photo_file
 from flukeid.serve.db import Decision, Encounter, Individual, Photo, sessions
 from flukeid.serve.uploads import StoredPhoto, read_limited, store_photo
 
 ACTIONS: tuple[str, ...] = ("match", "new", "reject")
-_INDIVIDUAL = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")  # no spaces: a Kaggle submission separates IDs by spaces
 
 
 @dataclass(frozen=True)
@@ -236,8 +234,9 @@ class Curation:
         if action == "new":
             if exists:
                 raise ServiceError(409, f"individual {individual!r} exists already; match to it instead")
-            if individual == NEW_WHALE or not _INDIVIDUAL.match(individual):
-                raise ServiceError(422, f"{individual!r} is not a usable ID: 1-128 letters, digits or _.:- only")
+            problem = id_problem(individual)
+            if problem is not None:
+                raise ServiceError(422, f"{problem}; choose another ID for the new individual")
             session.add(Individual(id=individual, created_by=user))
         return individual
 
