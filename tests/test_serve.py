@@ -4,6 +4,7 @@ decisions with conflicts and undo, the gallery growing without retraining, expor
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import os
@@ -14,6 +15,7 @@ import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import pytest
@@ -509,3 +511,34 @@ def test_a_gallery_individual_breaking_the_id_rule_stops_the_import_naming_it(se
     client = TestClient(create_app(service.folder))
     names = [i["id"] for i in client.get("/api/individuals?limit=1000", headers=service.auth("viewer")).json()]
     assert NEW_WHALE not in names
+
+
+def test_individual_search_takes_q_as_plain_text(service: Service) -> None:
+    for name in ("pod7", "a%b", "c\\d"):
+        encounter = service.upload(a_catalogue_photo(service)[0]).json()
+        assert service.decide(encounter["id"], action="new", individual=name).status_code == 200
+
+    def found(q: str) -> list[str]:
+        answer = service.client.get("/api/individuals", params={"q": q, "limit": 1000}, headers=service.auth("viewer"))
+        return [i["id"] for i in answer.json()]
+
+    assert "pod7" not in found("_") and all("_" in name for name in found("_"))
+    assert found("%") == ["a%b"] and found("\\") == ["c\\d"] and found("A%") == ["a%b"]
+    assert found("POD") == ["pod7"]
+
+
+def test_individuals_with_slashes_and_other_url_characters_have_pages(service: Service) -> None:
+    name = "pod/7?x#y%z&ü"
+    encounter = service.upload(a_catalogue_photo(service)[0]).json()
+    assert service.decide(encounter["id"], action="new", individual=name).status_code == 200
+    viewer = service.auth("viewer")
+    api = service.client.get(f"/api/individuals/{quote(name, safe='')}", headers=viewer)
+    assert api.status_code == 200 and api.json()["id"] == name and len(api.json()["photos"]) == 1
+    assert service.client.get(f"/api/individuals/{quote(name)}", headers=viewer).json()["id"] == name
+    page = service.client.get(f"/individuals/{quote(name, safe='')}", headers=viewer)
+    assert page.status_code == 200 and html.escape(name) in page.text
+    link = f'href="/individuals/{quote(name, safe="/")}"'  # as the templates write it (|urlencode)
+    for url in ("/individuals", "/", f"/review/{encounter['id']}"):
+        assert link in service.client.get(url, headers=viewer).text, url
+    followed = service.client.get(f"/individuals/{quote(name, safe='/')}", headers=viewer)
+    assert followed.status_code == 200 and html.escape(name) in followed.text

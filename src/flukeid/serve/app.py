@@ -277,9 +277,10 @@ def create_app(folder: Path) -> FastAPI:
 
     @app.get("/api/individuals", tags=["individuals"])
     def individuals(_user: Viewer, db: Db, q: str = "", limit: Limit = 50) -> list[dict[str, Any]]:
+        """Individuals whose ID contains ``q`` (plain text, case-insensitive), with their photo counts."""
         return [{"id": name, "photos": n} for name, n in curation.search_individuals(db, q, limit)]
 
-    @app.get("/api/individuals/{individual}", tags=["individuals"])
+    @app.get("/api/individuals/{individual:path}", tags=["individuals"])  # :path: an ID may hold a slash
     def individual(individual: str, _user: Viewer, db: Db) -> dict[str, Any]:
         photos = curation.individual_photos(db, individual)
         if not photos and db.get(Individual, individual) is None:
@@ -390,7 +391,7 @@ def create_app(folder: Path) -> FastAPI:
     def individuals_page(request: Request, user: PageUser, db: Db, q: str = "") -> HTMLResponse:
         return page(request, "individuals.html", user, q=q, found=curation.search_individuals(db, q, 200))
 
-    @app.get("/individuals/{individual}", response_class=HTMLResponse, include_in_schema=False)
+    @app.get("/individuals/{individual:path}", response_class=HTMLResponse, include_in_schema=False)
     def individual_page(individual: str, request: Request, user: PageUser, db: Db) -> HTMLResponse:
         photos = curation.individual_photos(db, individual)
         decisions = curation.audit(db, individual=individual, limit=1000)

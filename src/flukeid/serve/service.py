@@ -23,6 +23,11 @@ from flukeid.serve.uploads import StoredPhoto, read_limited, store_photo
 ACTIONS: tuple[str, ...] = ("match", "new", "reject")
 
 
+def _like_escaped(text: str) -> str:
+    """``text`` as a LIKE pattern that matches it literally (escape character: backslash)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 @dataclass(frozen=True)
 class Upload:
     name: str
@@ -149,7 +154,7 @@ class Curation:
         counts = (
             select(Individual.id, func.count(Photo.id))
             .join(Photo, (Photo.individual_id == Individual.id) & (Photo.status == "catalogue"), isouter=True)
-            .where(Individual.id.ilike(f"%{text}%"))
+            .where(Individual.id.ilike(f"%{_like_escaped(text)}%", escape="\\"))
             .group_by(Individual.id)
             .order_by(Individual.id)
             .limit(limit)
