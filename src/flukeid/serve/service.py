@@ -3,6 +3,9 @@ undo them) with their audit trail, and grow the gallery at once when a match is 
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
 import tempfile
 import threading
 from collections.abc import Sequence
@@ -15,12 +18,27 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from flukeid.data.ids import id_problem
-from flukeid.errors import ServiceError
+from flukeid.errors import FlukeidError, ServiceError
 from flukeid.serve.catalog import UPLOADS, CatalogSettings, Matcher, Proposals, import_gallery, photo_file
 from flukeid.serve.db import Decision, Encounter, Individual, Photo, sessions
+from flukeid.serve.recovery import hold_decisions, reconcile_gallery
 from flukeid.serve.uploads import StoredPhoto, read_limited, store_photo
 
+log = logging.getLogger(__name__)
+
 ACTIONS: tuple[str, ...] = ("match", "new", "reject")
+FAULT_VARIABLE = "FLUKEID_FAULT"
+"""Crash tests set it to a fault point's name (see ``fault_point``); the service then dies there."""
+
+
+def fault_point(name: str) -> None:
+    """Die at once (SIGKILL: no cleanup, as a power cut or the OOM killer would) when FLUKEID_FAULT names this
+    point; crash tests use it to stop the service between its two stores' writes. The points:
+    ``decide:gallery-written`` (a match or new decision's photos are in the gallery, its database transaction
+    not committed) and ``undo:committed`` (an undo is committed, its photos not yet removed from the gallery).
+    Unset, it does nothing."""
+    if os.environ.get(FAULT_VARIABLE) == name:
+        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
 
 
 def _like_escaped(text: str) -> str:
@@ -49,7 +67,13 @@ class Curation:
     """The service's state: database sessions, the matcher (model + gallery) and the uploads folder.
 
     Decisions and undos hold one lock, so a process never interleaves two gallery writes; the version check in
-    the encounter's UPDATE makes a second decision on the same encounter fail with 409 across processes too."""
+    the encounter's UPDATE makes a second decision on the same encounter fail with 409 across processes too.
+
+    The database is the truth; the gallery (a second store, with its own transactions) follows it in one order:
+    photos join the gallery before the decision's database commit and leave it after an undo's commit, so
+    whatever the moment of a crash, the gallery never lacks a committed catalogue photo, and at most holds
+    photos no committed decision put there. Start-up removes those (``reconcile_gallery``) before importing
+    photos enrolled meanwhile with ``flukeid enroll``."""
 
     def __init__(self, folder: Path, settings: CatalogSettings) -> None:
         self.folder, self.settings = Path(folder).resolve(), settings  # uploads never depend on the working dir
@@ -57,7 +81,9 @@ class Curation:
         self.matcher = Matcher.of(settings)
         self.uploads = self.folder / UPLOADS
         self._lock = threading.Lock()
-        with self.make_session.begin() as session:  # photos enrolled meanwhile with `flukeid enroll`
+        with self.make_session.begin() as session:
+            hold_decisions(session)  # another service process on this catalogue finishes its decision first
+            reconcile_gallery(session, self.matcher.gallery, self.folder)
             import_gallery(session, self.matcher.gallery)
 
     def photo_file(self, photo: Photo) -> Path:
@@ -190,6 +216,8 @@ class Curation:
             try:
                 with session.begin():
                     decision, enrolled = self._decide(session, encounter_id, action, individual, user, version)
+                    if enrolled:
+                        fault_point("decide:gallery-written")
                 return decision
             except Exception:
                 if enrolled:  # the database refused the decision: the gallery forgets it too
@@ -306,8 +334,20 @@ class Curation:
             session.flush()
             decision.undone_by = undo.id
         if enrolled:  # after the commit: the database is the service's truth
-            self.matcher.gallery.remove(images=enrolled)
+            fault_point("undo:committed")
+            self._forget(enrolled)
         return undo
+
+    def _forget(self, images: list[str]) -> None:
+        """Remove undone photos from the gallery; ones already gone (removed by another process's start-up
+        reconciliation) are no error."""
+        try:
+            self.matcher.gallery.remove(images=images)
+        except FlukeidError:
+            held = {p.image for p in self.matcher.gallery.photos()} & set(images)
+            if held:
+                self.matcher.gallery.remove(images=sorted(held))
+            log.warning("undo: %d of %d photos had left the gallery already", len(images) - len(held), len(images))
 
     def audit(
         self, session: Session, encounter_id: int | None = None, individual: str | None = None, limit: int = 200
