@@ -3,6 +3,8 @@ decisions with conflicts and undo, the gallery growing without retraining, expor
 
 from __future__ import annotations
 
+import csv
+import html
 import io
 import json
 import os
@@ -13,7 +15,9 @@ import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
+import numpy as np
 import pytest
 import torch
 import uvicorn
@@ -21,18 +25,19 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from fastapi.testclient import TestClient
 from PIL import Image
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, select, text, update
 
 from flukeid import NEW_WHALE
 from flukeid.cli import main
 from flukeid.data.synth import SynthConfig, generate
 from flukeid.detect.model import DetectorConfig, attach_detector, build_detector, save_detector
+from flukeid.errors import FlukeidError
 from flukeid.gallery import Gallery
 from flukeid.models.artifact import ModelConfig, build_model, save_model
 from flukeid.serve.app import create_app
 from flukeid.serve.auth import add_user
 from flukeid.serve.catalog import SETTINGS_FILE, CatalogSettings, init_catalog
-from flukeid.serve.db import Base, migrate, sessions
+from flukeid.serve.db import Base, Photo, migrate, sessions
 
 TINY = ModelConfig(backbone="timm/test_efficientnet", pretrained=False, embedding_dim=32, image_size=(48, 96))
 
@@ -386,3 +391,154 @@ def test_a_model_with_a_detector_crops_uploads_as_its_gallery_was_cropped(made: 
     assert answer["candidates"][0]["score"] == pytest.approx(1.0, abs=1e-4)
     sidecars = [json.loads(p.read_text()) for p in (tmp_path / "cache" / "crops").rglob("*.json")]
     assert any(not s["fallback"] for s in sidecars)  # some photos were really cropped
+
+
+def test_uploads_are_found_whatever_the_working_directory(
+    service: Service, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A catalogue served by a relative path keeps its uploads when served again from elsewhere."""
+    photo, _ = a_catalogue_photo(service)
+    monkeypatch.chdir(service.folder.parent)
+    client = TestClient(create_app(Path(service.folder.name)))  # `flukeid serve catalog`
+    files = [("files", ("here.jpg", photo.read_bytes(), "image/jpeg"))]
+    encounter = client.post("/api/encounters", files=files, headers=service.auth("curator")).json()
+    [uploaded] = encounter["photos"]
+    decided = client.post(
+        f"/api/encounters/{encounter['id']}/decision",
+        json={"action": "new", "individual": "w_here"},
+        headers=service.auth("curator"),
+    )
+    assert decided.status_code == 200, decided.text
+    with sessions(CatalogSettings.load(service.folder).database).begin() as session:
+        stored = session.scalars(select(Photo.path).where(Photo.id == uploaded["id"])).one()
+    assert stored == f"uploads/{uploaded['image']}"  # relative to the catalogue folder, not the working directory
+
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    again = TestClient(create_app(Path("..") / service.folder.name))  # restarted from another directory
+    image = again.get(uploaded["url"], headers=service.auth("viewer"))
+    assert image.status_code == 200 and image.content == photo.read_bytes()
+    archive = zipfile.ZipFile(io.BytesIO(again.get("/api/export.zip", headers=service.auth("viewer")).content))
+    assert f"train/{uploaded['image']}" in archive.namelist()
+    assert f"{uploaded['image']},w_here" in archive.read("train.csv").decode()
+
+    with sessions(CatalogSettings.load(service.folder).database).begin() as session:  # as stored before the fix
+        session.execute(
+            update(Photo).where(Photo.id == uploaded["id"]).values(path=f"catalog/uploads/{uploaded['image']}")
+        )
+    assert again.get(uploaded["url"], headers=service.auth("viewer")).status_code == 200
+
+
+def test_export_zip_refuses_to_leave_out_a_photo_whose_file_is_missing(service: Service) -> None:
+    photo, _ = a_catalogue_photo(service)
+    encounter = service.upload(photo).json()
+    assert service.decide(encounter["id"], action="new", individual="w_gone").status_code == 200
+    [uploaded] = encounter["photos"]
+    (service.folder / "uploads" / uploaded["image"]).unlink()
+    answer = service.client.get("/api/export.zip", headers=service.auth("viewer"))
+    assert answer.status_code == 409
+    assert f"photo {uploaded['id']} '{uploaded['image']}'" in answer.json()["detail"]
+    assert service.client.get("/api/export.csv", headers=service.auth("viewer")).status_code == 200
+
+
+def test_export_zip_entries_stay_in_train_whatever_the_image_names(service: Service) -> None:
+    gallery = Gallery.open(service.folder.parent / "gallery")
+    source = gallery.photos()[0]
+    names = ["../../../elsewhere/x.jpg", "sub/x.jpg", "X.JPG", "/abs/y.jpg", "..\\win\\z.jpg", ".."]
+    vectors = np.repeat(gallery.all_vectors()[:1], len(names), axis=0)
+    gallery.add(names, [source.individual] * len(names), vectors, paths=[source.path] * len(names))
+    client = TestClient(create_app(service.folder))  # imports them at start
+    archive = zipfile.ZipFile(io.BytesIO(client.get("/api/export.zip", headers=service.auth("viewer")).content))
+    entries = [n for n in archive.namelist() if n != "train.csv"]
+    rows = list(csv.reader(io.StringIO(archive.read("train.csv").decode())))[1:]
+    assert sorted(f"train/{image}" for image, _ in rows) == sorted(entries)  # train.csv lists what the zip holds
+    assert len(entries) == len(set(e.casefold() for e in entries)) == len(gallery)
+    for entry in entries:
+        name = entry.removeprefix("train/")
+        assert entry.startswith("train/") and name and "/" not in name and "\\" not in name, entry
+        assert not name.startswith(".") and ".." not in Path(name).parts, entry
+    assert {"train/x.jpg", "train/y.jpg", "train/z.jpg"} <= set(entries)
+
+
+@pytest.mark.parametrize("value", [2**63, 2**31, -1, 0])
+def test_integer_parameters_out_of_range_are_422_never_500(service: Service, value: int) -> None:
+    viewer, curator = service.auth("viewer"), service.auth("curator")
+    requests = [
+        ("GET", f"/api/encounters?limit={value}", viewer),
+        ("GET", f"/api/decisions?limit={value}", viewer),
+        ("GET", f"/api/decisions?encounter={value}", viewer),
+        ("GET", f"/api/individuals?limit={value}", viewer),
+        ("GET", f"/api/encounters/{value}", viewer),
+        ("GET", f"/api/encounters/{value}/proposals", viewer),
+        ("POST", f"/api/encounters/{value}/decision", curator),
+        ("POST", f"/api/decisions/{value}/undo", curator),
+        ("GET", f"/api/photos/{value}/image", viewer),
+        ("GET", f"/review/{value}", viewer),
+    ]
+    for method, url, headers in requests:
+        answer = service.client.request(method, url, headers=headers, json={"action": "reject"})
+        assert answer.status_code == 422, f"{method} {url}: {answer.status_code} {answer.text}"
+
+
+def test_the_largest_ids_are_simply_not_found(service: Service) -> None:
+    largest = 2**31 - 1  # the largest id a PostgreSQL INTEGER holds
+    for url in (f"/api/encounters/{largest}", f"/api/photos/{largest}/image", f"/review/{largest}"):
+        assert service.client.get(url, headers=service.auth("viewer")).status_code == 404, url
+    assert service.decide(largest, action="reject").status_code == 404
+    undo = service.client.post(f"/api/decisions/{largest}/undo", headers=service.auth("curator"))
+    assert undo.status_code == 404
+    assert service.client.get("/api/decisions?limit=1000", headers=service.auth("viewer")).status_code == 200
+    assert service.client.get("/api/encounters?limit=1001", headers=service.auth("viewer")).status_code == 422
+
+
+@pytest.mark.parametrize("bad", [NEW_WHALE, "two words", "tab\there", "x" * 129, "bell\x07", ""])
+def test_new_individuals_follow_the_one_id_rule(service: Service, bad: str) -> None:
+    photo, _ = a_catalogue_photo(service)
+    encounter = service.upload(photo).json()
+    answer = service.decide(encounter["id"], action="new", individual=bad)
+    assert answer.status_code == 422, answer.text
+    assert service.decide(encounter["id"], action="new", individual="pod:7/ä-β").status_code == 200  # the rule allows
+
+
+def test_a_gallery_individual_breaking_the_id_rule_stops_the_import_naming_it(service: Service) -> None:
+    gallery = Gallery.open(service.folder.parent / "gallery")
+    vector = gallery.all_vectors()[:1]
+    gallery.add(["odd.jpg"], ["two words"], vector)
+    with pytest.raises(FlukeidError, match=r"photo 'odd.jpg' has individual 'two words'.*whitespace"):
+        create_app(service.folder)
+    gallery.remove(images=["odd.jpg"])
+    gallery.add(["unknown.jpg"], [NEW_WHALE], vector)  # new_whale stays allowed, out of the individuals
+    client = TestClient(create_app(service.folder))
+    names = [i["id"] for i in client.get("/api/individuals?limit=1000", headers=service.auth("viewer")).json()]
+    assert NEW_WHALE not in names
+
+
+def test_individual_search_takes_q_as_plain_text(service: Service) -> None:
+    for name in ("pod7", "a%b", "c\\d"):
+        encounter = service.upload(a_catalogue_photo(service)[0]).json()
+        assert service.decide(encounter["id"], action="new", individual=name).status_code == 200
+
+    def found(q: str) -> list[str]:
+        answer = service.client.get("/api/individuals", params={"q": q, "limit": 1000}, headers=service.auth("viewer"))
+        return [i["id"] for i in answer.json()]
+
+    assert "pod7" not in found("_") and all("_" in name for name in found("_"))
+    assert found("%") == ["a%b"] and found("\\") == ["c\\d"] and found("A%") == ["a%b"]
+    assert found("POD") == ["pod7"]
+
+
+def test_individuals_with_slashes_and_other_url_characters_have_pages(service: Service) -> None:
+    name = "pod/7?x#y%z&ü"
+    encounter = service.upload(a_catalogue_photo(service)[0]).json()
+    assert service.decide(encounter["id"], action="new", individual=name).status_code == 200
+    viewer = service.auth("viewer")
+    api = service.client.get(f"/api/individuals/{quote(name, safe='')}", headers=viewer)
+    assert api.status_code == 200 and api.json()["id"] == name and len(api.json()["photos"]) == 1
+    assert service.client.get(f"/api/individuals/{quote(name)}", headers=viewer).json()["id"] == name
+    page = service.client.get(f"/individuals/{quote(name, safe='')}", headers=viewer)
+    assert page.status_code == 200 and html.escape(name) in page.text
+    link = f'href="/individuals/{quote(name, safe="/")}"'  # as the templates write it (|urlencode)
+    for url in ("/individuals", "/", f"/review/{encounter['id']}"):
+        assert link in service.client.get(url, headers=viewer).text, url
+    followed = service.client.get(f"/individuals/{quote(name, safe='/')}", headers=viewer)
+    assert followed.status_code == 200 and html.escape(name) in followed.text

@@ -8,12 +8,14 @@ role, writes curator, user management admin.
 
 import csv
 import io
+import re
 import zipfile
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import Path as InPath
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -29,6 +31,14 @@ from flukeid.serve.uploads import without_exif
 
 HERE = Path(__file__).parent
 COOKIE = "flukeid_token"
+MAX_ID = 2**31 - 1
+"""The largest row id every supported database stores (an INTEGER column is 32-bit in PostgreSQL, 64 in SQLite):
+larger ones are refused (422), never sent to SQL, where they overflow (500)."""
+MAX_LIMIT = 1000
+
+RowId = Annotated[int, InPath(ge=1, le=MAX_ID, description="a row id")]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="at most this many rows")]
+_UNSAFE = re.compile(r"[^\w.-]+")
 
 
 class DecisionIn(BaseModel):
@@ -88,13 +98,43 @@ def _decision_json(decision: Decision) -> dict[str, Any]:
     }
 
 
-def _kaggle_csv(photos: list[Photo]) -> str:
-    """Catalogue photos as a Kaggle train.csv (Image,Id)."""
+def _kaggle_csv(rows: Iterable[tuple[str, str | None]]) -> str:
+    """(image, individual) rows as a Kaggle train.csv (Image,Id)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["Image", "Id"])
-    writer.writerows((p.image, p.individual_id) for p in photos)
+    writer.writerows(rows)
     return out.getvalue()
+
+
+def _safe_name(image: str, fallback: str) -> str:
+    """The last part of an image name, with only letters, digits and ``._-`` (others become ``_``) and no leading
+    dot: a file name that stays in the folder it is extracted to (never ``..``, absolute or in a subfolder)."""
+    last = image.replace("\\", "/").rsplit("/", 1)[-1]
+    return _UNSAFE.sub("_", last).lstrip(".") or fallback
+
+
+def _archive_names(photos: list[Photo]) -> dict[int, str]:
+    """A distinct safe file name per photo id for the export's train/ folder: the image name where it is one
+    already (uploads, usual imports); a name taken before (ignoring case) gets the photo id appended."""
+    names: dict[int, str] = {}
+    taken: set[str] = set()
+    for photo in photos:
+        name = _safe_name(photo.image, f"photo-{photo.id}")
+        stem, suffix = PurePosixPath(name).stem, PurePosixPath(name).suffix
+        candidate, repeat = name, 1
+        while candidate.casefold() in taken:
+            candidate = f"{stem}-{photo.id}{'' if repeat == 1 else f'-{repeat}'}{suffix}"
+            repeat += 1
+        taken.add(candidate.casefold())
+        names[photo.id] = candidate
+    return names
+
+
+def _missing_files(missing: list[tuple[Photo, Path]], shown: int = 10) -> str:
+    """The first photos whose files are missing, for an error message."""
+    listed = [f"photo {p.id} {p.image!r} ({path if p.path else 'no file recorded'})" for p, path in missing[:shown]]
+    return "; ".join(listed) + (f" and {len(missing) - shown} more" if len(missing) > shown else "")
 
 
 def create_app(folder: Path) -> FastAPI:
@@ -196,16 +236,16 @@ def create_app(folder: Path) -> FastAPI:
         return proposals_json(db, curation.identify([Upload(f.filename or "photo", f.file) for f in files]))
 
     @app.get("/api/encounters", tags=["encounters"])
-    def encounters(_user: Viewer, db: Db, status: str = "pending", limit: int = 100) -> list[dict[str, Any]]:
+    def encounters(_user: Viewer, db: Db, status: str = "pending", limit: Limit = 100) -> list[dict[str, Any]]:
         return [_encounter_json(e, curation.encounter_photos(db, e.id)) for e in curation.encounters(db, status, limit)]
 
     @app.get("/api/encounters/{encounter_id}", tags=["encounters"])
-    def encounter(encounter_id: int, _user: Viewer, db: Db) -> dict[str, Any]:
+    def encounter(encounter_id: RowId, _user: Viewer, db: Db) -> dict[str, Any]:
         found = curation.encounter(db, encounter_id)
         return _encounter_json(found, curation.encounter_photos(db, encounter_id))
 
     @app.get("/api/encounters/{encounter_id}/proposals", tags=["encounters"])
-    def proposals(encounter_id: int, _user: Viewer, db: Db, k: int = Query(5, ge=1, le=20)) -> dict[str, Any]:
+    def proposals(encounter_id: RowId, _user: Viewer, db: Db, k: int = Query(5, ge=1, le=20)) -> dict[str, Any]:
         """The k most likely individuals (score, calibrated probability, best catalogue photos) and the
         new-individual option (its probability and the rank the tuned threshold gives it)."""
         found = curation.encounter(db, encounter_id)
@@ -216,25 +256,31 @@ def create_app(folder: Path) -> FastAPI:
         }
 
     @app.post("/api/encounters/{encounter_id}/decision", tags=["decisions"])
-    def decide(encounter_id: int, body: DecisionIn, user: Curator) -> dict[str, Any]:
+    def decide(encounter_id: RowId, body: DecisionIn, user: Curator) -> dict[str, Any]:
         """Match to an individual, add a new individual with the given ID, or reject; 409 if the encounter was
         decided meanwhile (or ``version`` is stale)."""
         return _decision_json(curation.decide(encounter_id, body.action, body.individual, user.name, body.version))
 
     @app.post("/api/decisions/{decision_id}/undo", tags=["decisions"])
-    def undo(decision_id: int, user: Curator) -> dict[str, Any]:
+    def undo(decision_id: RowId, user: Curator) -> dict[str, Any]:
         return _decision_json(curation.undo(decision_id, user.name))
 
     @app.get("/api/decisions", tags=["decisions"])
-    def audit(_user: Viewer, db: Db, encounter: int | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    def audit(
+        _user: Viewer,
+        db: Db,
+        encounter: Annotated[int | None, Query(ge=1, le=MAX_ID, description="only this encounter's")] = None,
+        limit: Limit = 200,
+    ) -> list[dict[str, Any]]:
         """The audit trail, newest first: who decided what, when, and the state before."""
         return [_decision_json(d) for d in curation.audit(db, encounter_id=encounter, limit=limit)]
 
     @app.get("/api/individuals", tags=["individuals"])
-    def individuals(_user: Viewer, db: Db, q: str = "", limit: int = Query(50, ge=1, le=1000)) -> list[dict[str, Any]]:
+    def individuals(_user: Viewer, db: Db, q: str = "", limit: Limit = 50) -> list[dict[str, Any]]:
+        """Individuals whose ID contains ``q`` (plain text, case-insensitive), with their photo counts."""
         return [{"id": name, "photos": n} for name, n in curation.search_individuals(db, q, limit)]
 
-    @app.get("/api/individuals/{individual}", tags=["individuals"])
+    @app.get("/api/individuals/{individual:path}", tags=["individuals"])  # :path: an ID may hold a slash
     def individual(individual: str, _user: Viewer, db: Db) -> dict[str, Any]:
         photos = curation.individual_photos(db, individual)
         if not photos and db.get(Individual, individual) is None:
@@ -242,27 +288,41 @@ def create_app(folder: Path) -> FastAPI:
         return {"id": individual, "photos": [_photo_json(p) for p in photos]}
 
     @app.get("/api/photos/{photo_id}/image", tags=["photos"])
-    def photo_image(photo_id: int, _user: Viewer, db: Db) -> FileResponse:
+    def photo_image(photo_id: RowId, _user: Viewer, db: Db) -> FileResponse:
         photo = db.get(Photo, photo_id)
-        if photo is None or not Path(photo.path).is_file():
+        path = curation.photo_file(photo) if photo is not None else None
+        if path is None or not path.is_file():
             raise ServiceError(404, f"no photo file for photo {photo_id}")
-        return FileResponse(photo.path)
+        return FileResponse(path)
 
     @app.get("/api/export.csv", tags=["export"])
     def export_csv(_user: Viewer, db: Db) -> Response:
         """The catalogue as a Kaggle train.csv (Image,Id)."""
-        return Response(_kaggle_csv(curation.catalogue_rows(db)), media_type="text/csv")
+        return Response(
+            _kaggle_csv((p.image, p.individual_id) for p in curation.catalogue_rows(db)), media_type="text/csv"
+        )
 
     @app.get("/api/export.zip", tags=["export"])
     def export_zip(_user: Viewer, db: Db, strip_exif: bool = False) -> Response:
-        """The catalogue in Kaggle layout (train.csv + train/); ``strip_exif`` removes photo metadata (GPS...)."""
+        """The catalogue in Kaggle layout (train.csv + train/, photos under safe file names that train.csv lists);
+        ``strip_exif`` removes photo metadata (GPS...). 409 naming the photos whose files are missing: an export
+        never leaves a catalogue photo out silently."""
+        rows = curation.catalogue_rows(db)
+        files = {p.id: curation.photo_file(p) for p in rows}
+        missing = [(p, files[p.id]) for p in rows if not files[p.id].is_file()]
+        if missing:
+            raise ServiceError(
+                409,
+                f"{len(missing)} catalogue photo file(s) are missing, so the export would lack them: "
+                f"{_missing_files(missing)}; restore the files, then export again",
+            )
+        names = _archive_names(rows)
         buffer = io.BytesIO()
-        rows = [p for p in curation.catalogue_rows(db) if Path(p.path).is_file()]
         with zipfile.ZipFile(buffer, "w") as archive:
-            archive.writestr("train.csv", _kaggle_csv(rows))
+            archive.writestr("train.csv", _kaggle_csv((names[p.id], p.individual_id) for p in rows))
             for p in rows:
-                data = without_exif(Path(p.path)) if strip_exif else Path(p.path).read_bytes()
-                archive.writestr(f"train/{p.image}", data)
+                data = without_exif(files[p.id]) if strip_exif else files[p.id].read_bytes()
+                archive.writestr(f"train/{names[p.id]}", data)
         return Response(buffer.getvalue(), media_type="application/zip")
 
     @app.get("/api/users", tags=["users"])
@@ -312,7 +372,7 @@ def create_app(folder: Path) -> FastAPI:
         return page(request, "queue.html", user, pending=pending, recent=recent)
 
     @app.get("/review/{encounter_id}", response_class=HTMLResponse, include_in_schema=False)
-    def review_page(encounter_id: int, request: Request, user: PageUser, db: Db) -> HTMLResponse:
+    def review_page(encounter_id: RowId, request: Request, user: PageUser, db: Db) -> HTMLResponse:
         found = curation.encounter(db, encounter_id)
         photos = curation.encounter_photos(db, encounter_id)
         proposed = proposals_json(db, curation.proposals(db, encounter_id)) if found.status == "pending" else None
@@ -331,7 +391,7 @@ def create_app(folder: Path) -> FastAPI:
     def individuals_page(request: Request, user: PageUser, db: Db, q: str = "") -> HTMLResponse:
         return page(request, "individuals.html", user, q=q, found=curation.search_individuals(db, q, 200))
 
-    @app.get("/individuals/{individual}", response_class=HTMLResponse, include_in_schema=False)
+    @app.get("/individuals/{individual:path}", response_class=HTMLResponse, include_in_schema=False)
     def individual_page(individual: str, request: Request, user: PageUser, db: Db) -> HTMLResponse:
         photos = curation.individual_photos(db, individual)
         decisions = curation.audit(db, individual=individual, limit=1000)

@@ -2,7 +2,7 @@
 
     CATALOG_DIR/catalog.json     model and gallery folders, database URL, upload limits
     CATALOG_DIR/catalog.sqlite   the default database (individuals, photos, encounters, decisions, users)
-    CATALOG_DIR/uploads/         uploaded photos under generated names
+    CATALOG_DIR/uploads/         uploaded photos under generated names (the database stores "uploads/NAME")
 
 ``init_catalog`` makes one from a model and a gallery (``flukeid gallery build``); the gallery's photos become
 the catalogue's photos. ``Matcher`` turns an encounter's photos into proposals.
@@ -14,23 +14,27 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from shlex import quote
 
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from flukeid import NEW_WHALE
+from flukeid.data.ids import id_problem
 from flukeid.detect.crop import crop_photos
 from flukeid.detect.model import model_detector
 from flukeid.embed import embed_paths
 from flukeid.errors import FlukeidError
 from flukeid.gallery import Gallery
+from flukeid.gallery import Photo as GalleryPhoto
 from flukeid.identify.calibration import Calibration, match_features
 from flukeid.identify.ranking import ScoreTable, rank
 from flukeid.models.artifact import Artifact, load_model
 from flukeid.serve.db import Individual, Photo, sessions
 
 SETTINGS_FILE = "catalog.json"
+UPLOADS = "uploads"
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,7 @@ def init_catalog(folder: Path, model: Path, gallery: Path, database: str | None 
     artifact, store = load_model(model), Gallery.open(gallery)
     store.check_model(artifact.model_id)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "uploads").mkdir(exist_ok=True)
+    (folder / UPLOADS).mkdir(exist_ok=True)
     settings = CatalogSettings(
         str(Path(model).resolve()), str(Path(gallery).resolve()), database or default_database(folder)
     )
@@ -87,14 +91,41 @@ def init_catalog(folder: Path, model: Path, gallery: Path, database: str | None 
     return settings
 
 
+def photo_file(folder: Path, stored: str) -> Path:
+    """The file of a photo whose database ``path`` is ``stored``: absolute as imported from a gallery, else
+    relative to the catalogue ``folder`` (uploads). Uploads stored before paths were relative to the folder
+    hold the server's working directory at the time (``catalog/uploads/NAME``): they are found in uploads/."""
+    path = Path(stored)
+    if path.is_absolute() or not stored:
+        return path
+    inside = folder / path
+    if not inside.is_file() and (folder / UPLOADS / path.name).is_file():
+        return folder / UPLOADS / path.name
+    return inside
+
+
+def _check_individual(gallery: Gallery, photo: GalleryPhoto) -> None:
+    """FlukeidError when the gallery photo's individual breaks the ID rule (``new_whale`` is allowed: it stays
+    out of the individuals)."""
+    problem = id_problem(photo.individual, allow_new_whale=True)
+    if problem is not None:
+        raise FlukeidError(
+            f"gallery {gallery.path}: photo {photo.image!r} has individual {photo.individual!r}, not a usable ID "
+            f"({problem}); nothing was imported: remove it (`flukeid remove {quote(str(gallery.path))} --image "
+            f"{quote(photo.image)}`), then enrol it again with a usable --id"
+        )
+
+
 def import_gallery(session: Session, gallery: Gallery) -> int:
-    """Add the gallery's photos (and their individuals) that the database does not hold yet."""
+    """Add the gallery's photos (and their individuals) that the database does not hold yet; a photo whose
+    individual ID breaks the ID rule (flukeid.data.ids) raises FlukeidError naming it, importing nothing."""
     known = set(session.scalars(select(Photo.gallery_id).where(Photo.gallery_id.is_not(None))))
     individuals = set(session.scalars(select(Individual.id)))
     added = 0
-    for photo in gallery.photos():
-        if photo.id in known:
-            continue
+    new = [photo for photo in gallery.photos() if photo.id not in known]
+    for photo in new:
+        _check_individual(gallery, photo)
+    for photo in new:
         if photo.individual not in individuals and photo.individual != NEW_WHALE:
             session.add(Individual(id=photo.individual))
             individuals.add(photo.individual)

@@ -61,7 +61,8 @@ class Encounter(Base):
 
 class Photo(Base):
     """A catalogue photo (status "catalogue", in the gallery as ``gallery_id``), an uploaded photo waiting for a
-    decision ("pending") or a rejected one ("rejected"). ``image`` is the stored file name, generated on upload."""
+    decision ("pending") or a rejected one ("rejected"). ``image`` is the stored file name, generated on upload;
+    ``path`` is relative to the catalogue folder for uploads ("uploads/NAME"), absolute for imported photos."""
 
     __tablename__ = "photos"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -3,7 +3,9 @@ undo them) with their audit trail, and grow the gallery at once when a match is 
 
 from __future__ import annotations
 
-import re
+import logging
+import os
+import signal
 import tempfile
 import threading
 from collections.abc import Sequence
@@ -15,14 +17,33 @@ import numpy as np
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from flukeid import NEW_WHALE
-from flukeid.errors import ServiceError
-from flukeid.serve.catalog import CatalogSettings, Matcher, Proposals, import_gallery
+from flukeid.data.ids import id_problem
+from flukeid.errors import FlukeidError, ServiceError
+from flukeid.serve.catalog import UPLOADS, CatalogSettings, Matcher, Proposals, import_gallery, photo_file
 from flukeid.serve.db import Decision, Encounter, Individual, Photo, sessions
+from flukeid.serve.recovery import hold_decisions, reconcile_gallery
 from flukeid.serve.uploads import StoredPhoto, read_limited, store_photo
 
+log = logging.getLogger(__name__)
+
 ACTIONS: tuple[str, ...] = ("match", "new", "reject")
-_INDIVIDUAL = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")  # no spaces: a Kaggle submission separates IDs by spaces
+FAULT_VARIABLE = "FLUKEID_FAULT"
+"""Crash tests set it to a fault point's name (see ``fault_point``); the service then dies there."""
+
+
+def fault_point(name: str) -> None:
+    """Die at once (SIGKILL: no cleanup, as a power cut or the OOM killer would) when FLUKEID_FAULT names this
+    point; crash tests use it to stop the service between its two stores' writes. The points:
+    ``decide:gallery-written`` (a match or new decision's photos are in the gallery, its database transaction
+    not committed) and ``undo:committed`` (an undo is committed, its photos not yet removed from the gallery).
+    Unset, it does nothing."""
+    if os.environ.get(FAULT_VARIABLE) == name:
+        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
+
+
+def _like_escaped(text: str) -> str:
+    """``text`` as a LIKE pattern that matches it literally (escape character: backslash)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 @dataclass(frozen=True)
@@ -46,16 +67,28 @@ class Curation:
     """The service's state: database sessions, the matcher (model + gallery) and the uploads folder.
 
     Decisions and undos hold one lock, so a process never interleaves two gallery writes; the version check in
-    the encounter's UPDATE makes a second decision on the same encounter fail with 409 across processes too."""
+    the encounter's UPDATE makes a second decision on the same encounter fail with 409 across processes too.
+
+    The database is the truth; the gallery (a second store, with its own transactions) follows it in one order:
+    photos join the gallery before the decision's database commit and leave it after an undo's commit, so
+    whatever the moment of a crash, the gallery never lacks a committed catalogue photo, and at most holds
+    photos no committed decision put there. Start-up removes those (``reconcile_gallery``) before importing
+    photos enrolled meanwhile with ``flukeid enroll``."""
 
     def __init__(self, folder: Path, settings: CatalogSettings) -> None:
-        self.folder, self.settings = Path(folder), settings
+        self.folder, self.settings = Path(folder).resolve(), settings  # uploads never depend on the working dir
         self.make_session: sessionmaker[Session] = sessions(settings.database)
         self.matcher = Matcher.of(settings)
-        self.uploads = self.folder / "uploads"
+        self.uploads = self.folder / UPLOADS
         self._lock = threading.Lock()
-        with self.make_session.begin() as session:  # photos enrolled meanwhile with `flukeid enroll`
+        with self.make_session.begin() as session:
+            hold_decisions(session)  # another service process on this catalogue finishes its decision first
+            reconcile_gallery(session, self.matcher.gallery, self.folder)
             import_gallery(session, self.matcher.gallery)
+
+    def photo_file(self, photo: Photo) -> Path:
+        """The file of ``photo`` (stored relative to the catalogue folder, or absolute when imported)."""
+        return photo_file(self.folder, photo.path)
 
     # -- uploads -----------------------------------------------------------------------------------------------
 
@@ -99,7 +132,7 @@ class Curation:
                     Photo(
                         image=photo.image,
                         original_name=photo.original_name,
-                        path=str(photo.path),
+                        path=(Path(UPLOADS) / photo.image).as_posix(),  # relative: the folder may move
                         status="pending",
                         encounter_id=encounter.id,
                         sha1=photo.sha1,
@@ -147,7 +180,7 @@ class Curation:
         counts = (
             select(Individual.id, func.count(Photo.id))
             .join(Photo, (Photo.individual_id == Individual.id) & (Photo.status == "catalogue"), isouter=True)
-            .where(Individual.id.ilike(f"%{text}%"))
+            .where(Individual.id.ilike(f"%{_like_escaped(text)}%", escape="\\"))
             .group_by(Individual.id)
             .order_by(Individual.id)
             .limit(limit)
@@ -183,6 +216,8 @@ class Curation:
             try:
                 with session.begin():
                     decision, enrolled = self._decide(session, encounter_id, action, individual, user, version)
+                    if enrolled:
+                        fault_point("decide:gallery-written")
                 return decision
             except Exception:
                 if enrolled:  # the database refused the decision: the gallery forgets it too
@@ -232,8 +267,9 @@ class Curation:
         if action == "new":
             if exists:
                 raise ServiceError(409, f"individual {individual!r} exists already; match to it instead")
-            if individual == NEW_WHALE or not _INDIVIDUAL.match(individual):
-                raise ServiceError(422, f"{individual!r} is not a usable ID: 1-128 letters, digits or _.:- only")
+            problem = id_problem(individual)
+            if problem is not None:
+                raise ServiceError(422, f"{problem}; choose another ID for the new individual")
             session.add(Individual(id=individual, created_by=user))
         return individual
 
@@ -244,7 +280,7 @@ class Curation:
             [p.image for p in photos],
             [individual] * len(photos),
             vectors,
-            paths=[p.path for p in photos],
+            paths=[str(self.photo_file(p)) for p in photos],  # absolute: other flukeid commands read them
             sha1s=[p.sha1 for p in photos],
         )
         for photo, gallery_id in zip(photos, ids):
@@ -298,8 +334,20 @@ class Curation:
             session.flush()
             decision.undone_by = undo.id
         if enrolled:  # after the commit: the database is the service's truth
-            self.matcher.gallery.remove(images=enrolled)
+            fault_point("undo:committed")
+            self._forget(enrolled)
         return undo
+
+    def _forget(self, images: list[str]) -> None:
+        """Remove undone photos from the gallery; ones already gone (removed by another process's start-up
+        reconciliation) are no error."""
+        try:
+            self.matcher.gallery.remove(images=images)
+        except FlukeidError:
+            held = {p.image for p in self.matcher.gallery.photos()} & set(images)
+            if held:
+                self.matcher.gallery.remove(images=sorted(held))
+            log.warning("undo: %d of %d photos had left the gallery already", len(images) - len(held), len(images))
 
     def audit(
         self, session: Session, encounter_id: int | None = None, individual: str | None = None, limit: int = 200
