@@ -24,7 +24,8 @@ from torch import nn
 
 from flukeid.config import load_config, save_config
 from flukeid.errors import FlukeidError
-from flukeid.models.artifact import replacing_folder, state_file
+from flukeid.folders import replacing_folder
+from flukeid.models.artifact import state_file
 from flukeid.models.backbones import Backbone, create_backbone
 
 WEIGHTS, CONFIG, METRICS = "detector.safetensors", "detector.yaml", "metrics.json"
@@ -113,11 +114,10 @@ def load_detector(path: Path, device: str | torch.device = "cpu") -> Detector:
 
 
 def attach_detector(model_dir: Path, detector_dir: Path) -> None:
-    """Keep a copy of a detector inside an identity model's folder, so every later use crops the same way."""
-    target = Path(model_dir) / MODEL_DETECTOR
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(detector_dir, target)
+    """Keep a copy of a detector inside an identity model's folder, so every later use crops the same way
+    (copied whole or not at all)."""
+    with replacing_folder(Path(model_dir) / MODEL_DETECTOR) as tmp:
+        shutil.copytree(detector_dir, tmp, dirs_exist_ok=True)
 
 
 def model_detector(model_dir: Path | None, crop: Path | None = None) -> Detector | None:

@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +20,7 @@ from safetensors.torch import load_file, save_file
 
 from flukeid.config import load_config, save_config
 from flukeid.errors import FlukeidError
+from flukeid.folders import replacing_folder
 from flukeid.models.backbones import create_backbone
 from flukeid.models.head import EmbeddingModel
 
@@ -60,22 +57,6 @@ class Artifact:
 def build_model(cfg: ModelConfig, pretrained: bool | None = None) -> EmbeddingModel:
     backbone = create_backbone(cfg.backbone, cfg.pretrained if pretrained is None else pretrained)
     return EmbeddingModel(backbone, cfg.embedding_dim, cfg.dropout)
-
-
-@contextmanager
-def replacing_folder(path: Path) -> Iterator[Path]:
-    """A temporary sibling folder to fill; it replaces ``path`` whole when the block ends (readers never see a
-    half-written folder), and is removed if the block fails."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if path.exists():
-        shutil.rmtree(path)
-    os.replace(tmp, path)
 
 
 def state_file(module_state: dict[str, torch.Tensor], path: Path) -> None:
