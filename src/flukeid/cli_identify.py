@@ -13,7 +13,6 @@ from flukeid.errors import FlukeidError
 from flukeid.progress import progress_bar, stdout
 
 gallery_app = typer.Typer(help="Build and inspect galleries (searchable catalogues of embedded photos).")
-MODEL_LINK = "model_path.txt"
 
 
 def image_paths(items: list[Path]) -> list[Path]:
@@ -38,6 +37,8 @@ def usable_labels(data: Path) -> pd.DataFrame:
 
 
 def _model_of(gallery: Path, model: Path | None) -> Path:
+    from flukeid.gallery.store import MODEL_LINK
+
     if model is not None:
         return model
     link = gallery / MODEL_LINK
@@ -53,20 +54,28 @@ def gallery_build(
     out: Path = typer.Option(Path("gallery"), help="Gallery folder to create."),
     index: str = typer.Option("flat", help="flat (exact), hnsw or ivf (large catalogues)."),
     crop: Path | None = typer.Option(None, help="Detector folder to crop photos with (default: the model's own)."),
+    replace: bool = typer.Option(False, help="Replace a complete gallery at --out (kept until the new one is done)."),
 ) -> None:
-    """Embed a catalogue's labelled photos into a new gallery."""
+    """Embed a catalogue's labelled photos into a new gallery, built whole or not at all (an interrupted build's
+    unfinished gallery is replaced)."""
+    from flukeid.folders import leftover_folders
     from flukeid.gallery.build import build_gallery
+    from flukeid.gallery.store import check_build_target
     from flukeid.models.artifact import load_model
 
+    check_build_target(out, replace)  # before the long part
     labels = crop_rows(usable_labels(data), model, crop)
     with progress_bar("embedding catalogue") as update:
-        built = build_gallery(load_model(model), labels, out, index=index, progress=update)
-    (out / MODEL_LINK).write_text(str(model.resolve()))
+        built = build_gallery(load_model(model), labels, out, index=index, progress=update, replace=replace)
     gallery = built.gallery
+    if built.replaced:
+        stdout.print(built.replaced)
     stdout.print(
         f"gallery {out}: {len(gallery)} photos of {len(gallery.individuals())} individuals "
         f"({len(built.failed)} unreadable skipped)"
     )
+    for folder in leftover_folders(out):
+        stdout.print(f"note: {folder} was left by an interrupted build (unless one is running now): delete it")
 
 
 @gallery_app.command("info")

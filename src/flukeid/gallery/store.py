@@ -2,11 +2,16 @@
 
 Layout of a gallery folder:
     gallery.sqlite   photos(id, image, individual, path, sha1, vector) and info(key, value): model_id, dim,
-                     index kind and a version counter that every write increments, in the same transaction
+                     index kind, state ("building" until a build finishes, then "complete") and a version counter
+                     that every write increments, in the same transaction
     index.faiss      the index of that version, index.version naming it; rebuilt on open when missing or stale
+    model_path.txt   the model folder `flukeid gallery build` used (so `enroll` needs no --model)
 
 Every write is one SQLite transaction, so a crash mid-write leaves the previous gallery intact; a crash after the
-commit but before the index is written leaves a stale index file, noticed and rebuilt on the next open.
+commit but before the index is written leaves a stale index file, noticed and rebuilt on the next open. A gallery
+is built whole in a temporary sibling folder and renamed into place (`flukeid.gallery.build`); `open` refuses an
+unfinished one (state "building", or an empty never-written gallery of an older flukeid without model_path.txt)
+and `check_build_target` lets a new build replace it.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import numpy as np
 
 from flukeid import NEW_WHALE
 from flukeid.errors import FlukeidError
+from flukeid.folders import leftover_folders
 from flukeid.gallery.index import (
     INDEX_KINDS,
     PhotoHits,
@@ -39,6 +45,8 @@ from flukeid.identify.ranking import AGGREGATES, ScoreTable, individual_centroid
 log = logging.getLogger(__name__)
 
 DATABASE_FILE = "gallery.sqlite"
+MODEL_LINK = "model_path.txt"
+BUILDING, COMPLETE = "building", "complete"  # info "state": a build under way (or killed), or a usable gallery
 FORMAT = "1"
 """Layout version of gallery.sqlite, stored in info so a later flukeid can migrate or refuse old galleries."""
 
@@ -107,13 +115,93 @@ def _check_names(images: Sequence[str], individuals: Sequence[str], n: int) -> N
         raise FlukeidError(f"images {_some(repeated)} appear more than once in this batch; each image once only")
 
 
+_CREATING = f".{DATABASE_FILE}.creating"  # the database while `create` writes it
+
+
+def _holds_files(path: Path) -> bool:
+    """Whether folder `path` holds anything besides an interrupted `create`'s temporary database."""
+    return any(p.name != _CREATING for p in path.iterdir())
+
+
 def _check_new_folder(path: Path) -> None:
     if path.exists() and not path.is_dir():
         raise FlukeidError(f"{path} is a file; a gallery is a folder: give a new or empty folder")
     if (path / DATABASE_FILE).exists():
         raise FlukeidError(f"{path} already holds a flukeid gallery: open it, or delete the folder to start again")
-    if path.exists() and any(path.iterdir()):
+    if path.exists() and _holds_files(path):
         raise FlukeidError(f"{path} is not empty; give a new or empty folder for the gallery")
+
+
+def _rebuild_hint(path: Path) -> str:
+    return f"`flukeid gallery build MODEL DATA --out {path}`"
+
+
+def _missing_gallery(path: Path) -> FlukeidError:
+    leftovers = leftover_folders(path)
+    if leftovers:
+        return FlukeidError(
+            f"{path}: no gallery there; a build of it was interrupted (or is still running), leaving "
+            f"{', '.join(p.name for p in leftovers)} beside it: build it again with {_rebuild_hint(path)}, "
+            "and delete what the interrupted build left"
+        )
+    return FlukeidError(f"{path}: not a flukeid gallery (no {DATABASE_FILE}); build one with {_rebuild_hint(path)}")
+
+
+def _read_info(path: Path) -> dict[str, str]:
+    """The info table of the gallery in folder `path`; FlukeidError if there is no readable gallery."""
+    database = path / DATABASE_FILE
+    if not database.is_file():
+        raise _missing_gallery(path)
+    try:
+        conn = sqlite3.connect(f"{database.resolve().as_uri()}?mode=rw", uri=True)
+        try:
+            info = dict(conn.execute("SELECT key, value FROM info").fetchall())
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise FlukeidError(f"{path}: not a flukeid gallery ({database}: {exc})") from exc
+    missing = {"format", "model_id", "dim", "index", "version"} - info.keys()
+    if missing:
+        raise FlukeidError(f"{path}: not a flukeid gallery ({database} lacks {', '.join(sorted(missing))})")
+    if info["format"] != FORMAT:
+        raise FlukeidError(f"{database} has layout {info['format']}; this flukeid reads {FORMAT}: rebuild it")
+    return info
+
+
+def _unfinished(path: Path, info: dict[str, str]) -> str | None:
+    """Why the gallery with this info table is unfinished, or None when it is usable."""
+    state = info.get("state")
+    if state == BUILDING:
+        return "its build was interrupted before it finished"
+    if state is None and info["version"] == "0" and not (path / MODEL_LINK).exists():
+        return "it was never written to, as an interrupted `flukeid gallery build` of an older flukeid leaves it"
+    return None
+
+
+def check_build_target(path: Path, replace: bool = False) -> str | None:
+    """Raise unless a new gallery may be built at `path`; what the build will replace there, if anything.
+
+    A build may go to a new or empty folder, or replace an unfinished gallery (an interrupted build); it replaces
+    a complete gallery only with `replace`, and never a folder of other files."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    if not path.is_dir():
+        raise FlukeidError(f"{path} is a file; a gallery is a folder: give a new or empty folder")
+    if not (path / DATABASE_FILE).exists():
+        if _holds_files(path):
+            raise FlukeidError(f"{path} is not empty and holds no gallery; give a new or empty folder")
+        return None
+    info = _read_info(path)
+    reason = _unfinished(path, info)
+    if reason is not None:
+        return f"replacing the unfinished gallery in {path} ({reason})"
+    if not replace:
+        raise FlukeidError(
+            f"{path} already holds a flukeid gallery: give another folder, or replace it (`--replace` on the "
+            "command line, replace=True in Python); the old gallery stays until the new one is complete"
+        )
+    return f"replacing the gallery in {path}"
 
 
 class Gallery:
@@ -139,9 +227,16 @@ class Gallery:
 
     @classmethod
     def create(
-        cls, path: Path, model_id: str, dim: int, index: str = "flat", settings: SearchSettings | None = None
+        cls,
+        path: Path,
+        model_id: str,
+        dim: int,
+        index: str = "flat",
+        settings: SearchSettings | None = None,
+        building: bool = False,
     ) -> Gallery:
-        """A new empty gallery in `path` (a new or empty folder) for `dim`-dimensional embeddings of `model_id`."""
+        """A new empty gallery in `path` (a new or empty folder) for `dim`-dimensional embeddings of `model_id`.
+        With `building`, it is marked unfinished (`open` refuses it) until `finish` is called."""
         path = Path(path)
         if index not in INDEX_KINDS:
             raise FlukeidError(f"unknown index kind {index!r}; expected one of {', '.join(INDEX_KINDS)}")
@@ -151,7 +246,14 @@ class Gallery:
         path.mkdir(parents=True, exist_ok=True)
         temporary = path / f".{DATABASE_FILE}.creating"
         temporary.unlink(missing_ok=True)
-        info = {"format": FORMAT, "model_id": model_id, "dim": str(dim), "index": index, "version": "0"}
+        info = {
+            "format": FORMAT,
+            "model_id": model_id,
+            "dim": str(dim),
+            "index": index,
+            "version": "0",
+            "state": BUILDING if building else COMPLETE,
+        }
         conn = sqlite3.connect(temporary)
         try:
             conn.executescript(_SCHEMA)
@@ -161,31 +263,30 @@ class Gallery:
         finally:
             conn.close()
         os.replace(temporary, path / DATABASE_FILE)  # the gallery appears whole or not at all
-        return cls.open(path, settings)
-
-    @classmethod
-    def open(cls, path: Path, settings: SearchSettings | None = None) -> Gallery:
-        """The gallery in folder `path`; its index is rebuilt from the database if missing or stale."""
-        path = Path(path)
-        database = path / DATABASE_FILE
-        if not database.is_file():
-            raise FlukeidError(f"{path}: not a flukeid gallery (no {DATABASE_FILE}); create one first")
-        try:
-            conn = sqlite3.connect(f"{database.resolve().as_uri()}?mode=rw", uri=True)
-            try:
-                info = dict(conn.execute("SELECT key, value FROM info").fetchall())
-            finally:
-                conn.close()
-        except sqlite3.DatabaseError as exc:
-            raise FlukeidError(f"{path}: not a flukeid gallery ({database}: {exc})") from exc
-        missing = {"format", "model_id", "dim", "index", "version"} - info.keys()
-        if missing:
-            raise FlukeidError(f"{path}: not a flukeid gallery ({database} lacks {', '.join(sorted(missing))})")
-        if info["format"] != FORMAT:
-            raise FlukeidError(f"{database} has layout {info['format']}; this flukeid reads {FORMAT}: rebuild it")
         gallery = cls(path, info, settings)
         gallery._current()
         return gallery
+
+    @classmethod
+    def open(cls, path: Path, settings: SearchSettings | None = None) -> Gallery:
+        """The gallery in folder `path`; its index is rebuilt from the database if missing or stale. An unfinished
+        gallery (its build was interrupted) is refused: build it again."""
+        path = Path(path)
+        info = _read_info(path)
+        reason = _unfinished(path, info)
+        if reason is not None:
+            raise FlukeidError(
+                f"{path}: an unfinished gallery ({reason}); build it again with {_rebuild_hint(path)}, "
+                "which replaces it"
+            )
+        gallery = cls(path, info, settings)
+        gallery._current()
+        return gallery
+
+    def finish(self) -> None:
+        """Mark a gallery made with `create(building=True)` complete, so that `open` accepts it."""
+        with self._transaction(write=True) as conn:
+            conn.execute("INSERT OR REPLACE INTO info (key, value) VALUES ('state', ?)", (COMPLETE,))
 
     # -- database access ---------------------------------------------------------------------------------------
 
