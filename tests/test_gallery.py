@@ -110,8 +110,11 @@ def test_wrong_dimension_and_bad_values_are_refused(gallery: Gallery) -> None:
 
 def test_check_model_refuses_another_model(gallery: Gallery) -> None:
     gallery.check_model("model-a")
-    with pytest.raises(FlukeidError, match="built with model model-a; this is model model-b: rebuild the gallery"):
+    with pytest.raises(FlukeidError, match="built with model model-a; this is model model-b") as refused:
         gallery.check_model("model-b")
+    assert f"rebuild the gallery with `flukeid gallery build MODEL DATA --out {gallery.path} --replace`" in str(
+        refused.value
+    )
 
 
 def test_photo_ids_are_never_reused(gallery: Gallery) -> None:

@@ -401,8 +401,10 @@ class Gallery:
         """Refuse to mix embeddings of different models: raise unless the gallery was built with `model_id`."""
         if model_id != self.model_id:
             raise FlukeidError(
-                f"gallery {self.path} was built with model {self.model_id}; this is model {model_id}: "
-                "rebuild the gallery with `flukeid gallery build`"
+                f"gallery {self.path} was built with model {self.model_id}; this is model {model_id} (its weights, "
+                "input size, normalisation or crop detector differ, or the gallery predates this way of naming "
+                "models), so their embeddings do not compare: rebuild the gallery with "
+                f"`flukeid gallery build MODEL DATA --out {self.path} --replace`"
             )
 
     # -- writing -----------------------------------------------------------------------------------------------

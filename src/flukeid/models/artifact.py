@@ -8,6 +8,7 @@ scores), ``metrics.csv`` (training log).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -45,7 +46,7 @@ class Artifact:
     config: ModelConfig
     labels: list[str]
     threshold: float | None
-    model_id: str
+    model_id: str  # see `model_identity`: equal ids embed a photo identically
     extra: dict[str, Any] = field(default_factory=dict)
     head_state: dict[str, torch.Tensor] = field(default_factory=dict)
 
@@ -57,6 +58,35 @@ class Artifact:
 def build_model(cfg: ModelConfig, pretrained: bool | None = None) -> EmbeddingModel:
     backbone = create_backbone(cfg.backbone, cfg.pretrained if pretrained is None else pretrained)
     return EmbeddingModel(backbone, cfg.embedding_dim, cfg.dropout)
+
+
+_NOT_IN_EMBEDDINGS = ("pretrained", "dropout")  # model.yaml fields that do not change an embedding once loaded
+
+
+def _file_sha1(path: Path) -> str:
+    digest = hashlib.sha1()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_identity(path: Path, cfg: ModelConfig, model: EmbeddingModel) -> str:
+    """A short hex id of everything that decides a photo's embedding: the weights, the architecture in
+    model.yaml (input size resolved), the input normalisation, and the crop detector the model carries (its
+    weights and settings). Embeddings of two models compare only when their ids are equal."""
+    from flukeid.detect.model import model_detector_identity  # detect builds on this module: import when used
+
+    spec = model.backbone.spec
+    architecture = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _NOT_IN_EMBEDDINGS}
+    architecture["image_size"] = list(cfg.image_size or spec.input_size)
+    parts = {
+        "weights": _file_sha1(Path(path) / "model.safetensors"),
+        "architecture": architecture,
+        "normalise": {"mean": [float(v) for v in spec.mean], "std": [float(v) for v in spec.std]},
+        "detector": model_detector_identity(Path(path)),
+    }
+    return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def state_file(module_state: dict[str, torch.Tensor], path: Path) -> None:
@@ -106,7 +136,7 @@ def load_model(path: Path, device: str | torch.device = "cpu") -> Artifact:
         config=cfg,
         labels=json.loads((path / "labels.json").read_text()),
         threshold=info.pop("threshold", None),
-        model_id=hashlib.sha1(weights.read_bytes()).hexdigest()[:16],
+        model_id=model_identity(path, cfg, model),
         extra=info,
         head_state=load_file(head) if head.is_file() else {},
     )
