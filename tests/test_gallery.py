@@ -96,6 +96,18 @@ def test_duplicate_images_are_refused_and_nothing_is_added(gallery: Gallery) -> 
     assert [p.image for p in gallery.photos()] == ["p0.jpg", "p1.jpg"]
 
 
+def test_individual_ids_follow_the_one_id_rule(gallery: Gallery) -> None:
+    with pytest.raises(FlukeidError, match=r"'p1.jpg': ID 'w with spaces' contains whitespace.*nothing was added"):
+        gallery.add(["p0.jpg", "p1.jpg"], ["a", "w with spaces"], unit_vectors(2))
+    with pytest.raises(FlukeidError, match=r"'p.jpg': empty ID"):
+        gallery.add(["p.jpg"], [""], unit_vectors(1))
+    with pytest.raises(FlukeidError, match=r"'p.jpg': ID of 129 characters"):
+        gallery.add(["p.jpg"], ["w" * 129], unit_vectors(1))
+    assert len(gallery) == 0
+    gallery.add(["p.jpg"], [NEW_WHALE], unit_vectors(1))  # stored, never scored (the service keeps such photos)
+    assert len(gallery) == 1 and gallery.individuals() == []
+
+
 def test_wrong_dimension_and_bad_values_are_refused(gallery: Gallery) -> None:
     with pytest.raises(FlukeidError, match=r"shape \(N, 8\) for gallery .* \(model model-a\), got \(1, 4\)"):
         gallery.add(["p.jpg"], ["a"], unit_vectors(1, dim=4))

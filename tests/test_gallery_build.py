@@ -199,6 +199,20 @@ def test_build_gallery_in_python_returns_the_gallery_in_place(world: dict[str, P
     assert len(built.gallery) == catalogue_size(world)
 
 
+def test_a_catalogue_id_flukeid_cannot_write_stops_the_build_before_embedding(
+    world: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flukeid.data.check import check_catalogue
+    from flukeid.gallery import build
+
+    labels = check_catalogue(world["cat"]).usable_labels()
+    labels.loc[labels.index[1], "Id"] = "w with spaces"
+    monkeypatch.setattr(build, "embed_paths", None)  # never reached
+    with pytest.raises(FlukeidError, match=rf"'{labels['Image'].iloc[1]}': ID 'w with spaces' contains whitespace"):
+        build.build_gallery(load_model(world["model"]), labels, tmp_path / "g")
+    assert not (tmp_path / "g").exists()
+
+
 # -- the folder helper -------------------------------------------------------------------------------------------------
 
 

@@ -95,25 +95,35 @@ def enroll(
     id_: str = typer.Option(..., "--id", help="The individual: a new ID or a known one."),
     model: Path | None = typer.Option(None, help="Model directory (default: the gallery's)."),
 ) -> None:
-    """Add photos of an individual to a gallery, no retraining (atomic: all or nothing)."""
+    """Add photos of an individual to a gallery, no retraining (atomic: all or nothing; if any photo cannot be
+    read, none is enrolled)."""
+    from flukeid.data.ids import check_id
     from flukeid.embed import embed_paths
     from flukeid.gallery import Gallery
     from flukeid.models.artifact import load_model
 
+    check_id(id_, "--id")
     g = Gallery.open(gallery)
     artifact = load_model(_model_of(gallery, model))
     g.check_model(artifact.model_id)
     embedded = embed_paths(artifact, crop_queries(image_paths(images), artifact.path, None))
-    for path, reason in embedded.failed.items():
-        stdout.print(f"[red]skipped {path}: {reason}[/]")
-    if embedded.paths:
-        g.add(
-            [p.name for p in embedded.paths],
-            [id_] * len(embedded.paths),
-            embedded.vectors,
-            paths=[str(p.resolve()) for p in embedded.paths],
-        )
+    if embedded.failed:
+        raise FlukeidError(_unreadable(embedded.failed))
+    g.add(
+        [p.name for p in embedded.paths],
+        [id_] * len(embedded.paths),
+        embedded.vectors,
+        paths=[str(p.resolve()) for p in embedded.paths],
+    )
     stdout.print(f"enrolled {len(embedded.paths)} photo(s) as {id_}; gallery now has {len(g)} photos")
+
+
+def _unreadable(failed: dict[Path, str], shown: int = 5) -> str:
+    """One line naming the photos that cannot be read, and why."""
+    reasons = [why if str(path) in why else f"{path}: {why}" for path, why in failed.items()]
+    listed = "; ".join(reasons[:shown])
+    more = f"; and {len(failed) - shown} more" if len(failed) > shown else ""
+    return f"{len(failed)} photo(s) cannot be read, so none was enrolled ({listed}{more}); fix or leave them out"
 
 
 def remove(

@@ -16,7 +16,7 @@ import pandas as pd
 from flukeid import NEW_WHALE
 from flukeid.embed import Progress, embed_paths
 from flukeid.folders import replacing_folder
-from flukeid.gallery.store import MODEL_LINK, Gallery, check_build_target
+from flukeid.gallery.store import MODEL_LINK, Gallery, check_build_target, check_individuals
 from flukeid.models.artifact import Artifact
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ def build_gallery(
     path = Path(path)
     replaced = check_build_target(path, replace)
     known = labels[labels["Id"] != NEW_WHALE]
+    check_individuals(list(known["Image"]), list(known["Id"]))  # before the long part: embedding
     embedded = embed_paths(artifact, list(known["path"]), progress=progress)
     by_path = known.set_index(known["path"].map(Path))
     rows = by_path.loc[embedded.paths]

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from flukeid import NEW_WHALE
+from flukeid.data.ids import id_problem
 from flukeid.errors import FlukeidError
 from flukeid.folders import leftover_folders
 from flukeid.gallery.index import (
@@ -107,9 +108,10 @@ def _some(names: Sequence[str], shown: int = 5) -> str:
 def _check_names(images: Sequence[str], individuals: Sequence[str], n: int) -> None:
     if len(images) != n or len(individuals) != n:
         raise FlukeidError(f"got {n} vectors, {len(images)} images and {len(individuals)} individuals; need one each")
-    empty = [i for i, (a, b) in enumerate(zip(images, individuals)) if not a or not b]
+    empty = [i for i, image in enumerate(images) if not image]
     if empty:
-        raise FlukeidError(f"photo {empty[0]} has an empty image or individual name; every photo needs both")
+        raise FlukeidError(f"photo {empty[0]} has an empty image name; every photo needs one")
+    check_individuals(images, individuals)
     repeated = [name for name, count in Counter(images).items() if count > 1]
     if repeated:
         raise FlukeidError(f"images {_some(repeated)} appear more than once in this batch; each image once only")
@@ -121,6 +123,16 @@ _CREATING = f".{DATABASE_FILE}.creating"  # the database while `create` writes i
 def _holds_files(path: Path) -> bool:
     """Whether folder `path` holds anything besides an interrupted `create`'s temporary database."""
     return any(p.name != _CREATING for p in path.iterdir())
+
+
+def check_individuals(images: Sequence[str], individuals: Sequence[str]) -> None:
+    """Raise unless every individual name follows flukeid's ID rule (`flukeid.data.ids`), naming the photos
+    that break it. `new_whale` is allowed: such photos are stored but never score as an individual."""
+    bad = [(image, problem) for image, name in zip(images, individuals) if (problem := id_problem(name, True))]
+    if bad:
+        listed = "; ".join(f"{image!r}: {problem}" for image, problem in bad[:5])
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        raise FlukeidError(f"{len(bad)} photo(s) have an unusable individual ID ({listed}{more}); nothing was added")
 
 
 def _check_new_folder(path: Path) -> None:
