@@ -89,8 +89,9 @@ def test_open_refuses_what_is_not_a_gallery(tmp_path: Path) -> None:
 
 def test_duplicate_images_are_refused_and_nothing_is_added(gallery: Gallery) -> None:
     enrol(gallery, ["a", "b"])
-    with pytest.raises(FlukeidError, match=r"already holds images 'p1.jpg'.*remove them first"):
+    with pytest.raises(FlukeidError, match=r"already holds images 'p1.jpg'.*remove them first") as refused:
         gallery.add(["new.jpg", "p1.jpg"], ["c", "c"], unit_vectors(2))
+    assert f"`flukeid remove {gallery.path} --image NAME`" in str(refused.value)  # words for the command line too
     with pytest.raises(FlukeidError, match="more than once in this batch"):
         gallery.add(["x.jpg", "x.jpg"], ["c", "c"], unit_vectors(2))
     assert [p.image for p in gallery.photos()] == ["p0.jpg", "p1.jpg"]

@@ -446,7 +446,8 @@ class Gallery:
         if enrolled:
             raise FlukeidError(
                 f"gallery {self.path} already holds images {_some(enrolled)}; nothing was added: "
-                "remove them first (Gallery.remove(images=...)) to enrol them again"
+                f"remove them first (`flukeid remove {self.path} --image NAME`, or Gallery.remove(images=...) in "
+                "Python) to enrol them again"
             )
 
     def add(
