@@ -89,11 +89,24 @@ def test_open_refuses_what_is_not_a_gallery(tmp_path: Path) -> None:
 
 def test_duplicate_images_are_refused_and_nothing_is_added(gallery: Gallery) -> None:
     enrol(gallery, ["a", "b"])
-    with pytest.raises(FlukeidError, match=r"already holds images 'p1.jpg'.*remove them first"):
+    with pytest.raises(FlukeidError, match=r"already holds images 'p1.jpg'.*remove them first") as refused:
         gallery.add(["new.jpg", "p1.jpg"], ["c", "c"], unit_vectors(2))
+    assert f"`flukeid remove {gallery.path} --image NAME`" in str(refused.value)  # words for the command line too
     with pytest.raises(FlukeidError, match="more than once in this batch"):
         gallery.add(["x.jpg", "x.jpg"], ["c", "c"], unit_vectors(2))
     assert [p.image for p in gallery.photos()] == ["p0.jpg", "p1.jpg"]
+
+
+def test_individual_ids_follow_the_one_id_rule(gallery: Gallery) -> None:
+    with pytest.raises(FlukeidError, match=r"'p1.jpg': ID 'w with spaces' contains whitespace.*nothing was added"):
+        gallery.add(["p0.jpg", "p1.jpg"], ["a", "w with spaces"], unit_vectors(2))
+    with pytest.raises(FlukeidError, match=r"'p.jpg': empty ID"):
+        gallery.add(["p.jpg"], [""], unit_vectors(1))
+    with pytest.raises(FlukeidError, match=r"'p.jpg': ID of 129 characters"):
+        gallery.add(["p.jpg"], ["w" * 129], unit_vectors(1))
+    assert len(gallery) == 0
+    gallery.add(["p.jpg"], [NEW_WHALE], unit_vectors(1))  # stored, never scored (the service keeps such photos)
+    assert len(gallery) == 1 and gallery.individuals() == []
 
 
 def test_wrong_dimension_and_bad_values_are_refused(gallery: Gallery) -> None:
@@ -110,8 +123,11 @@ def test_wrong_dimension_and_bad_values_are_refused(gallery: Gallery) -> None:
 
 def test_check_model_refuses_another_model(gallery: Gallery) -> None:
     gallery.check_model("model-a")
-    with pytest.raises(FlukeidError, match="built with model model-a; this is model model-b: rebuild the gallery"):
+    with pytest.raises(FlukeidError, match="built with model model-a; this is model model-b") as refused:
         gallery.check_model("model-b")
+    assert f"rebuild the gallery with `flukeid gallery build MODEL DATA --out {gallery.path} --replace`" in str(
+        refused.value
+    )
 
 
 def test_photo_ids_are_never_reused(gallery: Gallery) -> None:

@@ -67,6 +67,39 @@ def test_enroll_then_identify_finds_the_new_individual_and_remove_forgets_it(
     assert "w_newcomer" not in after.ranking.ids
 
 
+def test_enroll_is_all_or_nothing_and_fails_when_no_photo_can_be_read(
+    world: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gallery = tmp_path / "g"
+    shutil.copytree(world["gallery"], gallery)
+    before = Gallery.open(gallery).photos()
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not really a jpeg")
+    good = sorted((world["cat"] / "test").iterdir())[0]
+    capsys.readouterr()
+    assert main(["enroll", str(gallery), str(broken), "--id", "w_newcomer"]) == 1
+    assert "1 photo(s) cannot be read, so none was enrolled" in capsys.readouterr().err
+    assert main(["enroll", str(gallery), str(good), str(broken), str(tmp_path / "gone.jpg"), "--id", "w_newcomer"]) == 1
+    message = " ".join(capsys.readouterr().err.split())
+    assert "2 photo(s) cannot be read, so none was enrolled" in message
+    assert "broken.jpg: not a readable image" in message and "gone.jpg: file not found" in message
+    assert Gallery.open(gallery).photos() == before
+
+
+@pytest.mark.parametrize("bad", ["w with spaces", NEW_WHALE, "", "w\u200bx\x07"])
+def test_enroll_refuses_an_id_flukeid_cannot_write(
+    world: dict[str, Path], tmp_path: Path, bad: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gallery = tmp_path / "g"
+    shutil.copytree(world["gallery"], gallery)
+    before = Gallery.open(gallery).photos()
+    photo = sorted((world["cat"] / "test").iterdir())[0]
+    capsys.readouterr()
+    assert main(["enroll", str(gallery), str(photo), "--id", bad]) == 1
+    assert "--id: " in capsys.readouterr().err
+    assert Gallery.open(gallery).photos() == before
+
+
 def test_identify_cli_writes_a_submission_that_scores(world: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert (

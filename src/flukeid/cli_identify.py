@@ -13,7 +13,6 @@ from flukeid.errors import FlukeidError
 from flukeid.progress import progress_bar, stdout
 
 gallery_app = typer.Typer(help="Build and inspect galleries (searchable catalogues of embedded photos).")
-MODEL_LINK = "model_path.txt"
 
 
 def image_paths(items: list[Path]) -> list[Path]:
@@ -38,6 +37,8 @@ def usable_labels(data: Path) -> pd.DataFrame:
 
 
 def _model_of(gallery: Path, model: Path | None) -> Path:
+    from flukeid.gallery.store import MODEL_LINK
+
     if model is not None:
         return model
     link = gallery / MODEL_LINK
@@ -53,20 +54,28 @@ def gallery_build(
     out: Path = typer.Option(Path("gallery"), help="Gallery folder to create."),
     index: str = typer.Option("flat", help="flat (exact), hnsw or ivf (large catalogues)."),
     crop: Path | None = typer.Option(None, help="Detector folder to crop photos with (default: the model's own)."),
+    replace: bool = typer.Option(False, help="Replace a complete gallery at --out (kept until the new one is done)."),
 ) -> None:
-    """Embed a catalogue's labelled photos into a new gallery."""
+    """Embed a catalogue's labelled photos into a new gallery, built whole or not at all (an interrupted build's
+    unfinished gallery is replaced)."""
+    from flukeid.folders import leftover_folders
     from flukeid.gallery.build import build_gallery
+    from flukeid.gallery.store import check_build_target
     from flukeid.models.artifact import load_model
 
+    check_build_target(out, replace)  # before the long part
     labels = crop_rows(usable_labels(data), model, crop)
     with progress_bar("embedding catalogue") as update:
-        built = build_gallery(load_model(model), labels, out, index=index, progress=update)
-    (out / MODEL_LINK).write_text(str(model.resolve()))
+        built = build_gallery(load_model(model), labels, out, index=index, progress=update, replace=replace)
     gallery = built.gallery
+    if built.replaced:
+        stdout.print(built.replaced)
     stdout.print(
         f"gallery {out}: {len(gallery)} photos of {len(gallery.individuals())} individuals "
         f"({len(built.failed)} unreadable skipped)"
     )
+    for folder in leftover_folders(out):
+        stdout.print(f"note: {folder} was left by an interrupted build (unless one is running now): delete it")
 
 
 @gallery_app.command("info")
@@ -86,25 +95,35 @@ def enroll(
     id_: str = typer.Option(..., "--id", help="The individual: a new ID or a known one."),
     model: Path | None = typer.Option(None, help="Model directory (default: the gallery's)."),
 ) -> None:
-    """Add photos of an individual to a gallery, no retraining (atomic: all or nothing)."""
+    """Add photos of an individual to a gallery, no retraining (atomic: all or nothing; if any photo cannot be
+    read, none is enrolled)."""
+    from flukeid.data.ids import check_id
     from flukeid.embed import embed_paths
     from flukeid.gallery import Gallery
     from flukeid.models.artifact import load_model
 
+    check_id(id_, "--id")
     g = Gallery.open(gallery)
     artifact = load_model(_model_of(gallery, model))
     g.check_model(artifact.model_id)
     embedded = embed_paths(artifact, crop_queries(image_paths(images), artifact.path, None))
-    for path, reason in embedded.failed.items():
-        stdout.print(f"[red]skipped {path}: {reason}[/]")
-    if embedded.paths:
-        g.add(
-            [p.name for p in embedded.paths],
-            [id_] * len(embedded.paths),
-            embedded.vectors,
-            paths=[str(p.resolve()) for p in embedded.paths],
-        )
+    if embedded.failed:
+        raise FlukeidError(_unreadable(embedded.failed))
+    g.add(
+        [p.name for p in embedded.paths],
+        [id_] * len(embedded.paths),
+        embedded.vectors,
+        paths=[str(p.resolve()) for p in embedded.paths],
+    )
     stdout.print(f"enrolled {len(embedded.paths)} photo(s) as {id_}; gallery now has {len(g)} photos")
+
+
+def _unreadable(failed: dict[Path, str], shown: int = 5) -> str:
+    """One line naming the photos that cannot be read, and why."""
+    reasons = [why if str(path) in why else f"{path}: {why}" for path, why in failed.items()]
+    listed = "; ".join(reasons[:shown])
+    more = f"; and {len(failed) - shown} more" if len(failed) > shown else ""
+    return f"{len(failed)} photo(s) cannot be read, so none was enrolled ({listed}{more}); fix or leave them out"
 
 
 def remove(

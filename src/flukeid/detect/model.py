@@ -24,7 +24,8 @@ from torch import nn
 
 from flukeid.config import load_config, save_config
 from flukeid.errors import FlukeidError
-from flukeid.models.artifact import replacing_folder, state_file
+from flukeid.folders import replacing_folder
+from flukeid.models.artifact import state_file
 from flukeid.models.backbones import Backbone, create_backbone
 
 WEIGHTS, CONFIG, METRICS = "detector.safetensors", "detector.yaml", "metrics.json"
@@ -109,15 +110,35 @@ def load_detector(path: Path, device: str | torch.device = "cpu") -> Detector:
     model.load_state_dict(load_file(weights))
     model.to(device).eval()
     metrics = json.loads((path / METRICS).read_text()) if (path / METRICS).is_file() else {}
-    return Detector(path, model, cfg, hashlib.sha1(weights.read_bytes()).hexdigest()[:16], metrics)
+    return Detector(path, model, cfg, detector_identity(path), metrics)
+
+
+def detector_identity(path: Path) -> str:
+    """A short hex id of a detector folder's weights and settings (detector.yaml): what decides its boxes."""
+    digest = hashlib.sha1()
+    for name in (WEIGHTS, CONFIG):
+        file = Path(path) / name
+        digest.update(name.encode() + b"\0" + (file.read_bytes() if file.is_file() else b"") + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def model_detector_identity(model_dir: Path) -> str | None:
+    """The id of the crops an identity model's own detector makes (its weights, settings and the default crop
+    margin and confidence), or None when the model carries no detector."""
+    from flukeid.detect.crop import CropSettings  # crop builds on this module: import when used
+
+    folder = Path(model_dir) / MODEL_DETECTOR
+    if not (folder / WEIGHTS).is_file():
+        return None
+    settings = CropSettings()
+    return f"{detector_identity(folder)}-m{settings.margin:g}-c{settings.min_confidence:g}"
 
 
 def attach_detector(model_dir: Path, detector_dir: Path) -> None:
-    """Keep a copy of a detector inside an identity model's folder, so every later use crops the same way."""
-    target = Path(model_dir) / MODEL_DETECTOR
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(detector_dir, target)
+    """Keep a copy of a detector inside an identity model's folder, so every later use crops the same way
+    (copied whole or not at all). The model's id changes with it: galleries built before must be rebuilt."""
+    with replacing_folder(Path(model_dir) / MODEL_DETECTOR) as tmp:
+        shutil.copytree(detector_dir, tmp, dirs_exist_ok=True)
 
 
 def model_detector(model_dir: Path | None, crop: Path | None = None) -> Detector | None:

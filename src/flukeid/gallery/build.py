@@ -1,7 +1,13 @@
-"""Build a gallery from a catalogue's labelled photos with a model."""
+"""Build a gallery from a catalogue's labelled photos with a model.
+
+The gallery is built whole in a temporary sibling folder, marked unfinished until its photos are in, then renamed
+into place: an interrupted build (Ctrl-C, a killed process) leaves the destination as it was, never an empty
+gallery that looks valid. A build replaces an unfinished gallery, and a complete one only when asked to.
+"""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,26 +15,46 @@ import pandas as pd
 
 from flukeid import NEW_WHALE
 from flukeid.embed import Progress, embed_paths
-from flukeid.gallery.store import Gallery
+from flukeid.folders import replacing_folder
+from flukeid.gallery.store import MODEL_LINK, Gallery, check_build_target, check_individuals
 from flukeid.models.artifact import Artifact
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class BuiltGallery:
     gallery: Gallery
     failed: dict[Path, str]  # unreadable photos and why, left out of the gallery
+    replaced: str | None = None  # what the build replaced at its destination, said in words
 
 
 def build_gallery(
-    artifact: Artifact, labels: pd.DataFrame, path: Path, index: str = "flat", progress: Progress | None = None
+    artifact: Artifact,
+    labels: pd.DataFrame,
+    path: Path,
+    index: str = "flat",
+    progress: Progress | None = None,
+    replace: bool = False,
 ) -> BuiltGallery:
-    """Embed labelled rows (Image, Id, path; ``new_whale`` rows skipped) into a new gallery at ``path``."""
+    """Embed labelled rows (Image, Id, path; ``new_whale`` rows skipped) into a new gallery at ``path``, which
+    records the model's folder. ``path`` must be new, an empty folder or an unfinished gallery; with ``replace``
+    a complete gallery there is replaced too (it stays until the new one is complete)."""
+    path = Path(path)
+    replaced = check_build_target(path, replace)
     known = labels[labels["Id"] != NEW_WHALE]
+    check_individuals(list(known["Image"]), list(known["Id"]))  # before the long part: embedding
     embedded = embed_paths(artifact, list(known["path"]), progress=progress)
     by_path = known.set_index(known["path"].map(Path))
-    gallery = Gallery.create(path, artifact.model_id, artifact.model.dim, index=index)
     rows = by_path.loc[embedded.paths]
-    gallery.add(
-        list(rows["Image"]), list(rows["Id"]), embedded.vectors, paths=[str(p.resolve()) for p in embedded.paths]
-    )
-    return BuiltGallery(gallery, embedded.failed)
+    with replacing_folder(path) as folder:
+        gallery = Gallery.create(folder, artifact.model_id, artifact.model.dim, index=index, building=True)
+        gallery.add(
+            list(rows["Image"]), list(rows["Id"]), embedded.vectors, paths=[str(p.resolve()) for p in embedded.paths]
+        )
+        (folder / MODEL_LINK).write_text(str(Path(artifact.path).resolve()))
+        gallery.finish()
+        check_build_target(path, replace)  # what was there may have changed during the build
+    if replaced:
+        log.info("%s", replaced)
+    return BuiltGallery(Gallery.open(path, gallery.settings), embedded.failed, replaced)

@@ -2,11 +2,16 @@
 
 Layout of a gallery folder:
     gallery.sqlite   photos(id, image, individual, path, sha1, vector) and info(key, value): model_id, dim,
-                     index kind and a version counter that every write increments, in the same transaction
+                     index kind, state ("building" until a build finishes, then "complete") and a version counter
+                     that every write increments, in the same transaction
     index.faiss      the index of that version, index.version naming it; rebuilt on open when missing or stale
+    model_path.txt   the model folder `flukeid gallery build` used (so `enroll` needs no --model)
 
 Every write is one SQLite transaction, so a crash mid-write leaves the previous gallery intact; a crash after the
-commit but before the index is written leaves a stale index file, noticed and rebuilt on the next open.
+commit but before the index is written leaves a stale index file, noticed and rebuilt on the next open. A gallery
+is built whole in a temporary sibling folder and renamed into place (`flukeid.gallery.build`); `open` refuses an
+unfinished one (state "building", or an empty never-written gallery of an older flukeid without model_path.txt)
+and `check_build_target` lets a new build replace it.
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from flukeid import NEW_WHALE
+from flukeid.data.ids import id_problem
 from flukeid.errors import FlukeidError
+from flukeid.folders import leftover_folders
 from flukeid.gallery.index import (
     INDEX_KINDS,
     PhotoHits,
@@ -39,6 +46,8 @@ from flukeid.identify.ranking import AGGREGATES, ScoreTable, individual_centroid
 log = logging.getLogger(__name__)
 
 DATABASE_FILE = "gallery.sqlite"
+MODEL_LINK = "model_path.txt"
+BUILDING, COMPLETE = "building", "complete"  # info "state": a build under way (or killed), or a usable gallery
 FORMAT = "1"
 """Layout version of gallery.sqlite, stored in info so a later flukeid can migrate or refuse old galleries."""
 
@@ -99,12 +108,31 @@ def _some(names: Sequence[str], shown: int = 5) -> str:
 def _check_names(images: Sequence[str], individuals: Sequence[str], n: int) -> None:
     if len(images) != n or len(individuals) != n:
         raise FlukeidError(f"got {n} vectors, {len(images)} images and {len(individuals)} individuals; need one each")
-    empty = [i for i, (a, b) in enumerate(zip(images, individuals)) if not a or not b]
+    empty = [i for i, image in enumerate(images) if not image]
     if empty:
-        raise FlukeidError(f"photo {empty[0]} has an empty image or individual name; every photo needs both")
+        raise FlukeidError(f"photo {empty[0]} has an empty image name; every photo needs one")
+    check_individuals(images, individuals)
     repeated = [name for name, count in Counter(images).items() if count > 1]
     if repeated:
         raise FlukeidError(f"images {_some(repeated)} appear more than once in this batch; each image once only")
+
+
+_CREATING = f".{DATABASE_FILE}.creating"  # the database while `create` writes it
+
+
+def _holds_files(path: Path) -> bool:
+    """Whether folder `path` holds anything besides an interrupted `create`'s temporary database."""
+    return any(p.name != _CREATING for p in path.iterdir())
+
+
+def check_individuals(images: Sequence[str], individuals: Sequence[str]) -> None:
+    """Raise unless every individual name follows flukeid's ID rule (`flukeid.data.ids`), naming the photos
+    that break it. `new_whale` is allowed: such photos are stored but never score as an individual."""
+    bad = [(image, problem) for image, name in zip(images, individuals) if (problem := id_problem(name, True))]
+    if bad:
+        listed = "; ".join(f"{image!r}: {problem}" for image, problem in bad[:5])
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        raise FlukeidError(f"{len(bad)} photo(s) have an unusable individual ID ({listed}{more}); nothing was added")
 
 
 def _check_new_folder(path: Path) -> None:
@@ -112,8 +140,80 @@ def _check_new_folder(path: Path) -> None:
         raise FlukeidError(f"{path} is a file; a gallery is a folder: give a new or empty folder")
     if (path / DATABASE_FILE).exists():
         raise FlukeidError(f"{path} already holds a flukeid gallery: open it, or delete the folder to start again")
-    if path.exists() and any(path.iterdir()):
+    if path.exists() and _holds_files(path):
         raise FlukeidError(f"{path} is not empty; give a new or empty folder for the gallery")
+
+
+def _rebuild_hint(path: Path) -> str:
+    return f"`flukeid gallery build MODEL DATA --out {path}`"
+
+
+def _missing_gallery(path: Path) -> FlukeidError:
+    leftovers = leftover_folders(path)
+    if leftovers:
+        return FlukeidError(
+            f"{path}: no gallery there; a build of it was interrupted (or is still running), leaving "
+            f"{', '.join(p.name for p in leftovers)} beside it: build it again with {_rebuild_hint(path)}, "
+            "and delete what the interrupted build left"
+        )
+    return FlukeidError(f"{path}: not a flukeid gallery (no {DATABASE_FILE}); build one with {_rebuild_hint(path)}")
+
+
+def _read_info(path: Path) -> dict[str, str]:
+    """The info table of the gallery in folder `path`; FlukeidError if there is no readable gallery."""
+    database = path / DATABASE_FILE
+    if not database.is_file():
+        raise _missing_gallery(path)
+    try:
+        conn = sqlite3.connect(f"{database.resolve().as_uri()}?mode=rw", uri=True)
+        try:
+            info = dict(conn.execute("SELECT key, value FROM info").fetchall())
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise FlukeidError(f"{path}: not a flukeid gallery ({database}: {exc})") from exc
+    missing = {"format", "model_id", "dim", "index", "version"} - info.keys()
+    if missing:
+        raise FlukeidError(f"{path}: not a flukeid gallery ({database} lacks {', '.join(sorted(missing))})")
+    if info["format"] != FORMAT:
+        raise FlukeidError(f"{database} has layout {info['format']}; this flukeid reads {FORMAT}: rebuild it")
+    return info
+
+
+def _unfinished(path: Path, info: dict[str, str]) -> str | None:
+    """Why the gallery with this info table is unfinished, or None when it is usable."""
+    state = info.get("state")
+    if state == BUILDING:
+        return "its build was interrupted before it finished"
+    if state is None and info["version"] == "0" and not (path / MODEL_LINK).exists():
+        return "it was never written to, as an interrupted `flukeid gallery build` of an older flukeid leaves it"
+    return None
+
+
+def check_build_target(path: Path, replace: bool = False) -> str | None:
+    """Raise unless a new gallery may be built at `path`; what the build will replace there, if anything.
+
+    A build may go to a new or empty folder, or replace an unfinished gallery (an interrupted build); it replaces
+    a complete gallery only with `replace`, and never a folder of other files."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    if not path.is_dir():
+        raise FlukeidError(f"{path} is a file; a gallery is a folder: give a new or empty folder")
+    if not (path / DATABASE_FILE).exists():
+        if _holds_files(path):
+            raise FlukeidError(f"{path} is not empty and holds no gallery; give a new or empty folder")
+        return None
+    info = _read_info(path)
+    reason = _unfinished(path, info)
+    if reason is not None:
+        return f"replacing the unfinished gallery in {path} ({reason})"
+    if not replace:
+        raise FlukeidError(
+            f"{path} already holds a flukeid gallery: give another folder, or replace it (`--replace` on the "
+            "command line, replace=True in Python); the old gallery stays until the new one is complete"
+        )
+    return f"replacing the gallery in {path}"
 
 
 class Gallery:
@@ -139,9 +239,16 @@ class Gallery:
 
     @classmethod
     def create(
-        cls, path: Path, model_id: str, dim: int, index: str = "flat", settings: SearchSettings | None = None
+        cls,
+        path: Path,
+        model_id: str,
+        dim: int,
+        index: str = "flat",
+        settings: SearchSettings | None = None,
+        building: bool = False,
     ) -> Gallery:
-        """A new empty gallery in `path` (a new or empty folder) for `dim`-dimensional embeddings of `model_id`."""
+        """A new empty gallery in `path` (a new or empty folder) for `dim`-dimensional embeddings of `model_id`.
+        With `building`, it is marked unfinished (`open` refuses it) until `finish` is called."""
         path = Path(path)
         if index not in INDEX_KINDS:
             raise FlukeidError(f"unknown index kind {index!r}; expected one of {', '.join(INDEX_KINDS)}")
@@ -151,7 +258,14 @@ class Gallery:
         path.mkdir(parents=True, exist_ok=True)
         temporary = path / f".{DATABASE_FILE}.creating"
         temporary.unlink(missing_ok=True)
-        info = {"format": FORMAT, "model_id": model_id, "dim": str(dim), "index": index, "version": "0"}
+        info = {
+            "format": FORMAT,
+            "model_id": model_id,
+            "dim": str(dim),
+            "index": index,
+            "version": "0",
+            "state": BUILDING if building else COMPLETE,
+        }
         conn = sqlite3.connect(temporary)
         try:
             conn.executescript(_SCHEMA)
@@ -161,31 +275,30 @@ class Gallery:
         finally:
             conn.close()
         os.replace(temporary, path / DATABASE_FILE)  # the gallery appears whole or not at all
-        return cls.open(path, settings)
-
-    @classmethod
-    def open(cls, path: Path, settings: SearchSettings | None = None) -> Gallery:
-        """The gallery in folder `path`; its index is rebuilt from the database if missing or stale."""
-        path = Path(path)
-        database = path / DATABASE_FILE
-        if not database.is_file():
-            raise FlukeidError(f"{path}: not a flukeid gallery (no {DATABASE_FILE}); create one first")
-        try:
-            conn = sqlite3.connect(f"{database.resolve().as_uri()}?mode=rw", uri=True)
-            try:
-                info = dict(conn.execute("SELECT key, value FROM info").fetchall())
-            finally:
-                conn.close()
-        except sqlite3.DatabaseError as exc:
-            raise FlukeidError(f"{path}: not a flukeid gallery ({database}: {exc})") from exc
-        missing = {"format", "model_id", "dim", "index", "version"} - info.keys()
-        if missing:
-            raise FlukeidError(f"{path}: not a flukeid gallery ({database} lacks {', '.join(sorted(missing))})")
-        if info["format"] != FORMAT:
-            raise FlukeidError(f"{database} has layout {info['format']}; this flukeid reads {FORMAT}: rebuild it")
         gallery = cls(path, info, settings)
         gallery._current()
         return gallery
+
+    @classmethod
+    def open(cls, path: Path, settings: SearchSettings | None = None) -> Gallery:
+        """The gallery in folder `path`; its index is rebuilt from the database if missing or stale. An unfinished
+        gallery (its build was interrupted) is refused: build it again."""
+        path = Path(path)
+        info = _read_info(path)
+        reason = _unfinished(path, info)
+        if reason is not None:
+            raise FlukeidError(
+                f"{path}: an unfinished gallery ({reason}); build it again with {_rebuild_hint(path)}, "
+                "which replaces it"
+            )
+        gallery = cls(path, info, settings)
+        gallery._current()
+        return gallery
+
+    def finish(self) -> None:
+        """Mark a gallery made with `create(building=True)` complete, so that `open` accepts it."""
+        with self._transaction(write=True) as conn:
+            conn.execute("INSERT OR REPLACE INTO info (key, value) VALUES ('state', ?)", (COMPLETE,))
 
     # -- database access ---------------------------------------------------------------------------------------
 
@@ -300,8 +413,10 @@ class Gallery:
         """Refuse to mix embeddings of different models: raise unless the gallery was built with `model_id`."""
         if model_id != self.model_id:
             raise FlukeidError(
-                f"gallery {self.path} was built with model {self.model_id}; this is model {model_id}: "
-                "rebuild the gallery with `flukeid gallery build`"
+                f"gallery {self.path} was built with model {self.model_id}; this is model {model_id} (its weights, "
+                "input size, normalisation or crop detector differ, or the gallery predates this way of naming "
+                "models), so their embeddings do not compare: rebuild the gallery with "
+                f"`flukeid gallery build MODEL DATA --out {self.path} --replace`"
             )
 
     # -- writing -----------------------------------------------------------------------------------------------
@@ -331,7 +446,8 @@ class Gallery:
         if enrolled:
             raise FlukeidError(
                 f"gallery {self.path} already holds images {_some(enrolled)}; nothing was added: "
-                "remove them first (Gallery.remove(images=...)) to enrol them again"
+                f"remove them first (`flukeid remove {self.path} --image NAME`, or Gallery.remove(images=...) in "
+                "Python) to enrol them again"
             )
 
     def add(

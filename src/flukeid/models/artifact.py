@@ -8,13 +8,10 @@ scores), ``metrics.csv`` (training log).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-import os
 import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +21,7 @@ from safetensors.torch import load_file, save_file
 
 from flukeid.config import load_config, save_config
 from flukeid.errors import FlukeidError
+from flukeid.folders import replacing_folder
 from flukeid.models.backbones import create_backbone
 from flukeid.models.head import EmbeddingModel
 
@@ -48,7 +46,7 @@ class Artifact:
     config: ModelConfig
     labels: list[str]
     threshold: float | None
-    model_id: str
+    model_id: str  # see `model_identity`: equal ids embed a photo identically
     extra: dict[str, Any] = field(default_factory=dict)
     head_state: dict[str, torch.Tensor] = field(default_factory=dict)
 
@@ -62,20 +60,33 @@ def build_model(cfg: ModelConfig, pretrained: bool | None = None) -> EmbeddingMo
     return EmbeddingModel(backbone, cfg.embedding_dim, cfg.dropout)
 
 
-@contextmanager
-def replacing_folder(path: Path) -> Iterator[Path]:
-    """A temporary sibling folder to fill; it replaces ``path`` whole when the block ends (readers never see a
-    half-written folder), and is removed if the block fails."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if path.exists():
-        shutil.rmtree(path)
-    os.replace(tmp, path)
+_NOT_IN_EMBEDDINGS = ("pretrained", "dropout")  # model.yaml fields that do not change an embedding once loaded
+
+
+def _file_sha1(path: Path) -> str:
+    digest = hashlib.sha1()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_identity(path: Path, cfg: ModelConfig, model: EmbeddingModel) -> str:
+    """A short hex id of everything that decides a photo's embedding: the weights, the architecture in
+    model.yaml (input size resolved), the input normalisation, and the crop detector the model carries (its
+    weights and settings). Embeddings of two models compare only when their ids are equal."""
+    from flukeid.detect.model import model_detector_identity  # detect builds on this module: import when used
+
+    spec = model.backbone.spec
+    architecture = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _NOT_IN_EMBEDDINGS}
+    architecture["image_size"] = list(cfg.image_size or spec.input_size)
+    parts = {
+        "weights": _file_sha1(Path(path) / "model.safetensors"),
+        "architecture": architecture,
+        "normalise": {"mean": [float(v) for v in spec.mean], "std": [float(v) for v in spec.std]},
+        "detector": model_detector_identity(Path(path)),
+    }
+    return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def state_file(module_state: dict[str, torch.Tensor], path: Path) -> None:
@@ -125,7 +136,7 @@ def load_model(path: Path, device: str | torch.device = "cpu") -> Artifact:
         config=cfg,
         labels=json.loads((path / "labels.json").read_text()),
         threshold=info.pop("threshold", None),
-        model_id=hashlib.sha1(weights.read_bytes()).hexdigest()[:16],
+        model_id=model_identity(path, cfg, model),
         extra=info,
         head_state=load_file(head) if head.is_file() else {},
     )
