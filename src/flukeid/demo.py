@@ -65,6 +65,21 @@ QUICK_DETECTOR = DetectTrainConfig(
 )
 
 
+def environment() -> str:
+    """The versions and thread count that decide the demo's numbers (CPU float sums depend on them)."""
+    import cv2
+    import faiss
+    import numpy
+    import torch
+
+    from flukeid import __version__
+
+    return (
+        f"flukeid {__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads), numpy "
+        f"{numpy.__version__}, opencv {cv2.__version__}, faiss {faiss.__version__}"
+    )
+
+
 @dataclass(frozen=True)
 class DemoResult:
     submission: Path
@@ -128,9 +143,7 @@ def run_demo(work: Path, seed: int = 0, quick: bool = False) -> DemoResult:
         update(0, 1)
         tune_rerank(artifact, crops, seed=seed)  # writes rerank.json, which identify reads
     gallery_dir = work / "gallery"
-    if gallery_dir.exists():
-        shutil.rmtree(gallery_dir)
-    gallery = build_gallery(artifact, crops, gallery_dir).gallery
+    gallery = build_gallery(artifact, crops, gallery_dir, replace=True).gallery
     answers = read_answers(data / "answers.csv")
     with progress_bar("cropping queries") as update:
         queries = [c.path for c in crop_photos(detector, [data / "test" / i for i in answers.ids], progress=update)]
@@ -159,6 +172,7 @@ def run_demo(work: Path, seed: int = 0, quick: bool = False) -> DemoResult:
         f"gallery: {gallery_dir}\n"
         f"submission: {demo.submission}\nreport: {demo.report}\n"
         f"MAP@5 {demo.map5:.3f} (new_whale-first baseline {demo.baseline_map5:.3f}); top-1 on known "
-        f"{scores.top1:.3f}, BAKS {scores.baks:.3f}, BAUS {scores.baus:.3f}"
+        f"{scores.top1:.3f}, BAKS {scores.baks:.3f}, BAUS {scores.baus:.3f}\n"
+        f"measured with {environment()}"
     )
     return demo

@@ -4,7 +4,8 @@ For each query, the K best individuals by embedding score are re-scored: their p
 (ratio test, one match per target keypoint, then a RANSAC homography: a fluke or a flank is
 nearly planar), and the best inlier count of each individual is fused with
 its embedding score: ``fused = score + weight * min(inliers, cap) / cap``. Runs on CPU threads (OpenCV releases
-the GIL) with a time budget per query; candidates not reached in time keep their embedding score.
+the GIL). An optional time budget per query (off by default: with it, answers depend on the machine's load)
+leaves candidates not reached in time with their embedding score.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class RerankConfig:
     max_side: int = 1024  # photos are matched at most this large (stripes and nicks need the detail)
     features: int = 3000
     ratio: float = 0.8
-    budget_s: float = 20.0  # per query; candidates not reached keep their embedding score
+    budget_s: float | None = None  # per query; candidates not reached keep their embedding score
     workers: int = 2
     cache_photos: int = 1000  # keypoints kept in memory
 
@@ -124,7 +125,7 @@ class Reranker:
         with ThreadPoolExecutor(self.cfg.workers) as pool:
             for q, path in enumerate(queries):
                 query = self.keypoints(Path(path))
-                deadline = time.monotonic() + self.cfg.budget_s
+                deadline = time.monotonic() + (self.cfg.budget_s if self.cfg.budget_s is not None else float("inf"))
                 top = np.argsort(-table.scores[q])[:k]
 
                 def best(column: int, query: Keypoints = query, deadline: float = deadline) -> int:
