@@ -148,7 +148,7 @@ def test_bad_input_fails_before_training(labels: pd.DataFrame) -> None:
     one = labels[labels["Id"] == labels["Id"].iloc[0]]
     with pytest.raises(FlukeidError, match="training needs at least 2"):
         train(one, tiny_config(), Path("unused"))
-    with pytest.raises(FlukeidError, match="batch_size 4 is too small"):
+    with pytest.raises(ConfigError, match=r"batch_size must be at least 8 \(2 individuals x m_per_class 3"):
         train(labels, tiny_config(batch_size=4), Path("unused"))
     with pytest.raises(ConfigError, match=r"unknown loss 'arcfase' \(did you mean 'arcface'\?\)"):
         build_loss(LossConfig(name="arcfase"), 3, 8)

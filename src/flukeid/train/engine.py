@@ -48,18 +48,12 @@ class TrainResult:
 
 
 def check_trainable(labels: pd.DataFrame, cfg: TrainConfig) -> None:
-    """Refuse, before any GPU work, a catalogue that cannot fill a batch with positives."""
+    """Refuse, before any GPU work, a catalogue that cannot fill a batch with positives (the config's own ranges,
+    batch_size >= 2 x m_per_class + negatives_per_batch included, are checked when it is built)."""
     known = labels[labels["Id"] != NEW_WHALE]
     individuals = known["Id"].nunique()
     if individuals < 2:
         raise FlukeidError(f"the catalogue has {individuals} individual(s): training needs at least 2")
-    if cfg.m_per_class < 2:
-        raise FlukeidError(f"m_per_class must be at least 2 (positive pairs), found {cfg.m_per_class}")
-    if cfg.batch_size < cfg.m_per_class * 2 + cfg.negatives_per_batch:
-        raise FlukeidError(
-            f"batch_size {cfg.batch_size} is too small: it needs 2 individuals x m_per_class {cfg.m_per_class} "
-            f"+ negatives_per_batch {cfg.negatives_per_batch}"
-        )
     if len(known) < cfg.m_per_class * 2:
         raise FlukeidError(f"only {len(known)} labelled photos: too few for batches of {cfg.batch_size}")
 
