@@ -151,12 +151,13 @@ def test_resume_skips_unusable_checkpoints_with_a_warning(tmp_path: Path, caplog
     assert _resume_checkpoint(tmp_path) == Resume(tmp_path / "interrupted.ckpt", 4)
     (tmp_path / "interrupted.ckpt").write_bytes(good.read_bytes()[:100])  # truncated
     assert _resume_checkpoint(tmp_path) == Resume(good, 6)
-    assert "interrupted.ckpt is unusable: does not load" in caplog.text and "resuming from" in caplog.text
+    assert len(caplog.records) == 1 and "unusable checkpoint: interrupted.ckpt does not load" in caplog.text
+    assert f"resuming from {good} (step 6) instead" in caplog.text
     good.write_bytes(b"\x00garbage")
     _checkpoint(tmp_path / "best.ckpt", 3)
     caplog.clear()
     assert _resume_checkpoint(tmp_path) == Resume(tmp_path / "best.ckpt", 3)
-    assert "last.ckpt is unusable" in caplog.text and "the epochs after it are trained again" in caplog.text
+    assert "last.ckpt does not load" in caplog.text and "the epochs after it are trained again" in caplog.text
     _checkpoint(tmp_path / "best.ckpt", 3, optimizer_states=True, loops=True)
     with pytest.raises(FlukeidError) as caught:
         _resume_checkpoint(tmp_path)

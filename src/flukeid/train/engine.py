@@ -137,7 +137,7 @@ def _checkpoint_step(path: Path) -> int:
 
 
 def _resume_checkpoint(checkpoints: Path) -> Resume | None:
-    """The first usable checkpoint of `_candidates` (a warning names each unusable one skipped); None when there
+    """The first usable checkpoint of `_candidates` (one warning names the unusable ones skipped); None when there
     are none. Refuses, rather than silently starting afresh, when checkpoints exist but none is usable."""
     problems = []
     for path in _candidates(checkpoints):
@@ -145,11 +145,12 @@ def _resume_checkpoint(checkpoints: Path) -> Resume | None:
             step = _checkpoint_step(path)
         except ValueError as exc:
             problems.append(f"{path.name} {exc}")
-            log.warning("%s is unusable: %s", path, exc)
             continue
         if problems:
             again = "; the epochs after it are trained again" if path.name == "best.ckpt" else ""
-            log.warning("resuming from %s (step %d) instead%s", path, step, again)
+            log.warning(
+                "unusable checkpoint: %s; resuming from %s (step %d) instead%s", "; ".join(problems), path, step, again
+            )
         return Resume(path, step)
     if problems:
         raise FlukeidError(
