@@ -45,6 +45,12 @@ class CliState:
     debug: bool = False
 
 
+def _share(value: float, name: str) -> None:
+    """A share of photos or individuals: in [0, 1)."""
+    if not 0 <= value < 1:
+        raise typer.BadParameter(f"a share in [0, 1) is needed, found {value}", param_hint=name)
+
+
 @app.callback()
 def _root(
     ctx: typer.Context,
@@ -83,8 +89,8 @@ def synth(
 @app.command()
 def check(
     data: Path = typer.Argument(..., help="Catalogue folder."),
-    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, help="Refuse images with more pixels than this."),
-    show: int = typer.Option(50, help="Print at most this many problems (0: all)."),
+    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, min=1, help="Refuse images with more pixels than this."),
+    show: int = typer.Option(50, min=0, help="Print at most this many problems (0: all)."),
 ) -> None:
     """Validate a catalogue: every problem with its file and row. Exit code 1 only for fatal problems."""
     from flukeid.data.check import check_catalogue
@@ -119,6 +125,8 @@ def stats(
     from flukeid.data.stats import catalogue_stats
     from flukeid.report.plots import plot_photos_per_id
 
+    if plot.is_dir():
+        raise typer.BadParameter(f"{plot} is a folder: give a file name like {plot / 'stats.png'}", param_hint="--plot")
     cat = load_catalogue(data)
     result = catalogue_stats(cat.labels[cat.labels["Id"] != ""], test_images=len(cat.test))
     table = Table(title=f"{data}", show_header=False)
@@ -151,6 +159,8 @@ def split(
     from flukeid.data.check import check_catalogue
     from flukeid.data.splits import SplitKind, make_split, write_split
 
+    _share(query_share, "--query-share")
+    _share(unknown_share, "--unknown-share")
     valid = [k.value for k in SplitKind]
     if kind not in valid:
         raise FlukeidError(f"--kind {kind!r} is not one of {', '.join(valid)}")
@@ -188,7 +198,7 @@ def train_command(
     resume: bool = typer.Option(True, help="Continue from the run folder's last checkpoint if there is one."),
     seed: int | None = typer.Option(None, help="Random seed."),
     crop: Path | None = typer.Option(None, help="Detector folder: train on fluke crops (the model keeps it)."),
-    pseudo_rounds: int = typer.Option(0, help="Noisy-student rounds: label --unlabelled photos, retrain."),
+    pseudo_rounds: int = typer.Option(0, min=0, help="Noisy-student rounds: label --unlabelled photos, retrain."),
     unlabelled: list[Path] = typer.Option([], help="Unlabelled photos or folders for --pseudo-rounds."),
     pseudo_threshold: float = typer.Option(0.9, help="Keep a pseudo-label when P(best match right) >= this."),
 ) -> None:
@@ -233,8 +243,8 @@ def distill_command(
     config: Path | None = typer.Option(None, "--config", "-c", help="Training YAML for the student's own loss."),
     out: Path = typer.Option(Path("runs/student"), help="Run folder: checkpoints, logs, and model/."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key: --set epochs=5."),
-    similarity_weight: float = typer.Option(10.0, help="Weight of matching the teachers' cosine similarities."),
-    kl_weight: float = typer.Option(1.0, help="Weight of the soft-label KL (teachers with a classifier head)."),
+    similarity_weight: float = typer.Option(10.0, min=0, help="Weight of matching the teachers' cosine similarities."),
+    kl_weight: float = typer.Option(1.0, min=0, help="Weight of the soft-label KL (teachers with a classifier head)."),
     temperature: float = typer.Option(4.0, help="Soft-label temperature."),
 ) -> None:
     """Distil a teacher (or an ensemble) into a small student; report kept MAP@5 and CPU speed-up."""
@@ -246,6 +256,8 @@ def distill_command(
     from flukeid.train.distill import distill_model
     from flukeid.train.teacher import DistillConfig
 
+    if not temperature > 0:
+        raise typer.BadParameter(f"must be > 0, found {temperature}", param_hint="--temperature")
     cfg = load_config(TrainConfig, config, {"model.backbone": student} | parse_overrides(set_))
     labels = crop_rows(usable_labels(data), teacher)  # the student sees what the teacher saw
     weights = DistillConfig(similarity_weight, kl_weight, temperature)
