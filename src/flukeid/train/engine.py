@@ -236,8 +236,12 @@ def _merge_metrics(trainer: L.Trainer, logs: Path) -> None:
     for logger in trainer.loggers:
         logger.save()
     rows = _rows(logs / EARLIER_METRICS, logs / SEGMENT / METRICS)
-    if not rows.empty:
+    if rows.empty:
+        return
+    try:
         _write_metrics(rows, logs / METRICS)
+    except OSError as exc:  # the log is worth less than the training it follows (and than its error)
+        log.warning("could not write %s (%s); the rows are in %s and %s", logs / METRICS, exc, EARLIER_METRICS, SEGMENT)
 
 
 def train(
