@@ -94,3 +94,73 @@ def test_train_command_with_overrides(flukes: Path, tmp_path: Path, capsys: pyte
     assert "holds a run with another model or loss" in capsys.readouterr().err
     assert main(["train", str(flukes), "--config", str(config), "--set", "loss.nme=x"]) == 1
     assert "unknown key 'nme' (did you mean 'name'?)" in capsys.readouterr().err
+
+
+def _fail_with(monkeypatch: pytest.MonkeyPatch, exc: BaseException) -> None:
+    """`flukeid score` raises ``exc`` (an error flukeid did not anticipate)."""
+
+    def score_submission(*args: object, **kwargs: object) -> float:
+        raise exc
+
+    monkeypatch.setattr("flukeid.data.submission.score_submission", score_submission)
+
+
+def _one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("exc", "code", "line"),
+    [
+        (OSError(28, "No space left on device", "sub.csv"), 1, "error: No space left on device: sub.csv (rerun with"),
+        (PermissionError(13, "Permission denied", "/x", None), 1, "error: Permission denied: /x (rerun with --debug"),
+        (ValueError("boom\nsecond line"), 1, "error: ValueError: boom second line (rerun with --debug for the"),
+        (RuntimeError(), 1, "error: RuntimeError (rerun with --debug"),
+        (MemoryError(), 1, "error: out of memory (rerun with --debug"),
+        (KeyboardInterrupt(), 130, "error: interrupted"),
+    ],
+    ids=["disk-full", "permission", "value", "no-message", "memory", "ctrl-c"],
+)
+def test_unexpected_errors_are_one_line_and_debug_shows_them(
+    exc: BaseException, code: int, line: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _fail_with(monkeypatch, exc)
+    assert main(["score", "sub.csv", "answers.csv"]) == code
+    assert _one_error_line(capsys.readouterr().err).startswith(line)
+    if not isinstance(exc, KeyboardInterrupt):
+        with pytest.raises(type(exc)):
+            main(["--debug", "score", "sub.csv", "answers.csv"])
+
+
+def test_debug_is_a_root_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from flukeid.errors import SubmissionError
+
+    with pytest.raises(SubmissionError, match="file not found"):
+        main(["--debug", "score", str(tmp_path / "a.csv"), str(tmp_path / "b.csv")])
+    assert main(["score", str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--debug"]) == 2  # not a score option
+    assert "No such option: --debug" in _one_error_line(capsys.readouterr().err)
+
+
+def test_error_lines_print_brackets_as_they_are(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "[bold]runs[/]" / "sub.csv"
+    assert main(["score", str(missing), str(missing)]) == 1
+    assert f"error: {missing}: file not found" in _one_error_line(capsys.readouterr().err)
+
+
+def test_usage_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["synth"]) == 2
+    assert _one_error_line(capsys.readouterr().err) == "error: Missing argument 'out'. (see flukeid synth --help)"
+    assert main([]) == 2  # a bare flukeid shows the help
+    assert "Usage" in capsys.readouterr().out
+
+
+def test_python_m_flukeid_exits_non_zero_on_errors(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    missing = str(tmp_path / "missing.csv")
+    done = subprocess.run([sys.executable, "-m", "flukeid", "score", missing, missing], capture_output=True, text=True)
+    assert done.returncode == 1, done
+    assert done.stderr.strip() == f"error: {missing}: file not found"

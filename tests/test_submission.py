@@ -143,3 +143,37 @@ def test_score_refuses_submission_missing_an_answer_image(tmp_path: Path) -> Non
     answers = _write(tmp_path / "answers.csv", "Image,Id\na.jpg,w_1\nb.jpg,w_2\n")
     with pytest.raises(SubmissionError, match=r"sub\.csv: 1 expected images missing: b\.jpg"):
         score_submission(submission, answers)
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"", "the file is empty (0 bytes)"),
+        (bytes(range(256)) * 4, "NUL bytes (first on line 1)"),
+        (b"Image,Id\na.jpg,w\x001\n", "NUL bytes (first on line 2)"),
+        (b"Image,Id\na.jpg,w\xe91\n", "not UTF-8 text (byte 0xe9 on line 2)"),
+        (b"\x89PNG\r\n\x1a\n" + b"\xff" * 64, "not UTF-8 text (byte 0x89 on line 1)"),
+        ("Image,Id\na.jpg,w_1\n".encode("utf-16"), "is UTF-16 text"),
+        (b'Image,Id\na.jpg,"' + b"x" * 200_000 + b'"\n', "not a readable CSV at line 2 (field larger"),
+    ],
+    ids=["empty", "binary", "nul", "latin-1", "png", "utf-16", "huge-field"],
+)
+def test_unreadable_files_are_refused_with_the_reason(tmp_path: Path, content: bytes, reason: str) -> None:
+    path = tmp_path / "sub.csv"
+    path.write_bytes(content)
+    _refused(path, reason)
+    with pytest.raises(SubmissionError, match=r"sub\.csv") as caught:
+        read_answers(path)
+    assert reason in str(caught.value)
+
+
+def test_a_folder_is_not_a_csv(tmp_path: Path) -> None:
+    (tmp_path / "sub.csv").mkdir()
+    _refused(tmp_path / "sub.csv", "is a folder, not a CSV file")
+
+
+def test_score_refuses_answers_without_rows(tmp_path: Path) -> None:
+    submission = _write(tmp_path / "sub.csv", "Image,Id\n")
+    answers = _write(tmp_path / "answers.csv", "Image,Id\n")
+    with pytest.raises(SubmissionError, match=r"answers\.csv: no answer rows after the header"):
+        score_submission(submission, answers)

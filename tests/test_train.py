@@ -22,7 +22,7 @@ from flukeid.data.transforms import AugmentConfig, build_transform
 from flukeid.errors import ConfigError, FlukeidError
 from flukeid.models.artifact import ModelConfig, build_model, load_model
 from flukeid.train.config import TrainConfig
-from flukeid.train.engine import train
+from flukeid.train.engine import Resume, train
 from flukeid.train.losses import LOSSES, LossConfig, build_loss
 
 TINY = ModelConfig(backbone="timm/test_efficientnet", pretrained=False, embedding_dim=32, image_size=(48, 96))
@@ -119,6 +119,69 @@ def test_resume_continues_from_the_saved_step(labels: pd.DataFrame, tmp_path: Pa
     assert second["global_step"] == 6 and second["epoch"] == 1
 
 
+def test_resume_keeps_the_earlier_epochs_metrics(labels: pd.DataFrame, tmp_path: Path) -> None:
+    cfg = tiny_config(epochs=1, batches_per_epoch=3)
+    train(labels, cfg, tmp_path / "run", progress=False)
+    result = train(labels, dataclasses.replace(cfg, epochs=2), tmp_path / "run", progress=False)
+    for path in (tmp_path / "run" / "logs" / "metrics.csv", result.model_dir / "metrics.csv"):
+        rows = pd.read_csv(path)
+        assert sorted(rows.dropna(subset=["train/loss_epoch"])["epoch"]) == [0, 1], path
+        assert rows["step"].is_monotonic_increasing and not rows.duplicated().any()
+    train(labels, dataclasses.replace(cfg, epochs=1), tmp_path / "run", resume=False, progress=False)
+    rows = pd.read_csv(tmp_path / "run" / "logs" / "metrics.csv")  # afresh: the earlier runs' rows are gone
+    assert sorted(rows.dropna(subset=["train/loss_epoch"])["epoch"]) == [0]
+
+
+def _checkpoint(path: Path, step: int, **drop: bool) -> Path:
+    state = {"state_dict": {}, "optimizer_states": [], "loops": {}, "epoch": 0, "global_step": step}
+    torch.save({k: v for k, v in state.items() if not drop.get(k)}, path)
+    return path
+
+
+def test_resume_skips_unusable_checkpoints_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import os
+
+    from flukeid.train.engine import _resume_checkpoint
+
+    assert _resume_checkpoint(tmp_path) is None  # nothing to resume: start afresh
+    good = _checkpoint(tmp_path / "last.ckpt", 6)
+    assert _resume_checkpoint(tmp_path) == Resume(good, 6)
+    _checkpoint(tmp_path / "interrupted.ckpt", 4)
+    os.utime(good, (0, 0))  # interrupted.ckpt is newer: it is tried first
+    assert _resume_checkpoint(tmp_path) == Resume(tmp_path / "interrupted.ckpt", 4)
+    (tmp_path / "interrupted.ckpt").write_bytes(good.read_bytes()[:100])  # truncated
+    assert _resume_checkpoint(tmp_path) == Resume(good, 6)
+    assert len(caplog.records) == 1 and "unusable checkpoint: interrupted.ckpt does not load" in caplog.text
+    assert f"resuming from {good} (step 6) instead" in caplog.text
+    good.write_bytes(b"\x00garbage")
+    _checkpoint(tmp_path / "best.ckpt", 3)
+    caplog.clear()
+    assert _resume_checkpoint(tmp_path) == Resume(tmp_path / "best.ckpt", 3)
+    assert "last.ckpt does not load" in caplog.text and "the epochs after it are trained again" in caplog.text
+    _checkpoint(tmp_path / "best.ckpt", 3, optimizer_states=True, loops=True)
+    with pytest.raises(FlukeidError) as caught:
+        _resume_checkpoint(tmp_path)
+    message = str(caught.value)
+    assert "best.ckpt lacks optimizer_states, loops" in message and "last.ckpt does not load" in message
+    assert "Rerun with --no-resume to start afresh" in message and "\n" not in message
+
+
+def test_resume_from_a_truncated_last_checkpoint(labels: pd.DataFrame, tmp_path: Path) -> None:
+    cfg = tiny_config(epochs=1, batches_per_epoch=3)
+    train(labels, cfg, tmp_path / "run", progress=False)
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    result = train(labels, dataclasses.replace(cfg, epochs=2), tmp_path / "run", progress=False)
+    assert result.epochs == 2
+    assert torch.load(last, weights_only=False)["global_step"] == 6  # continued from best.ckpt (step 3)
+    for name in ("last.ckpt", "best.ckpt"):
+        (tmp_path / "run" / "checkpoints" / name).write_bytes(b"")
+    with pytest.raises(FlukeidError, match=r"cannot resume from .*last.ckpt does not load.*--no-resume"):
+        train(labels, dataclasses.replace(cfg, epochs=3), tmp_path / "run", progress=False)
+    assert "epochs: 2" in (tmp_path / "run" / "train.yaml").read_text()  # the refused run changed nothing
+    assert train(labels, cfg, tmp_path / "run", resume=False, progress=False).epochs == 1
+
+
 class _CtrlC(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
         if trainer.global_step == 2:
@@ -148,7 +211,7 @@ def test_bad_input_fails_before_training(labels: pd.DataFrame) -> None:
     one = labels[labels["Id"] == labels["Id"].iloc[0]]
     with pytest.raises(FlukeidError, match="training needs at least 2"):
         train(one, tiny_config(), Path("unused"))
-    with pytest.raises(FlukeidError, match="batch_size 4 is too small"):
+    with pytest.raises(ConfigError, match=r"batch_size must be at least 8 \(2 individuals x m_per_class 3"):
         train(labels, tiny_config(batch_size=4), Path("unused"))
     with pytest.raises(ConfigError, match=r"unknown loss 'arcfase' \(did you mean 'arcface'\?\)"):
         build_loss(LossConfig(name="arcfase"), 3, 8)

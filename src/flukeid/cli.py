@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from flukeid.cli_detect import register as register_detect
@@ -15,6 +17,9 @@ from flukeid.cli_serve import register as register_serve
 from flukeid.data.images import DEFAULT_MAX_PIXELS
 from flukeid.errors import FlukeidError
 from flukeid.progress import console, progress_bar, setup_logging, stdout
+
+INTERRUPTED = 130
+"""Exit code after Ctrl-C (128 + SIGINT), as shells report it."""
 
 app = typer.Typer(
     help="Identify individual whales (and other marked animals) from photos.",
@@ -33,12 +38,27 @@ def _range(text: str, name: str) -> tuple[int, int]:
         raise typer.BadParameter(f"expected MIN-MAX like 1-6, found {text!r}", param_hint=name) from None
 
 
+@dataclass
+class CliState:
+    """What the root options decide for the whole run; `main` reads it back when a command fails."""
+
+    debug: bool = False
+
+
+def _share(value: float, name: str) -> None:
+    """A share of photos or individuals: in [0, 1)."""
+    if not 0 <= value < 1:
+        raise typer.BadParameter(f"a share in [0, 1) is needed, found {value}", param_hint=name)
+
+
 @app.callback()
 def _root(
+    ctx: typer.Context,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one-line errors."),
 ) -> None:
     setup_logging(verbose)
+    ctx.ensure_object(CliState).debug = debug
 
 
 @app.command()
@@ -69,8 +89,8 @@ def synth(
 @app.command()
 def check(
     data: Path = typer.Argument(..., help="Catalogue folder."),
-    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, help="Refuse images with more pixels than this."),
-    show: int = typer.Option(50, help="Print at most this many problems (0: all)."),
+    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, min=1, help="Refuse images with more pixels than this."),
+    show: int = typer.Option(50, min=0, help="Print at most this many problems (0: all)."),
 ) -> None:
     """Validate a catalogue: every problem with its file and row. Exit code 1 only for fatal problems."""
     from flukeid.data.check import check_catalogue
@@ -105,6 +125,8 @@ def stats(
     from flukeid.data.stats import catalogue_stats
     from flukeid.report.plots import plot_photos_per_id
 
+    if plot.is_dir():
+        raise typer.BadParameter(f"{plot} is a folder: give a file name like {plot / 'stats.png'}", param_hint="--plot")
     cat = load_catalogue(data)
     result = catalogue_stats(cat.labels[cat.labels["Id"] != ""], test_images=len(cat.test))
     table = Table(title=f"{data}", show_header=False)
@@ -137,6 +159,8 @@ def split(
     from flukeid.data.check import check_catalogue
     from flukeid.data.splits import SplitKind, make_split, write_split
 
+    _share(query_share, "--query-share")
+    _share(unknown_share, "--unknown-share")
     valid = [k.value for k in SplitKind]
     if kind not in valid:
         raise FlukeidError(f"--kind {kind!r} is not one of {', '.join(valid)}")
@@ -174,7 +198,7 @@ def train_command(
     resume: bool = typer.Option(True, help="Continue from the run folder's last checkpoint if there is one."),
     seed: int | None = typer.Option(None, help="Random seed."),
     crop: Path | None = typer.Option(None, help="Detector folder: train on fluke crops (the model keeps it)."),
-    pseudo_rounds: int = typer.Option(0, help="Noisy-student rounds: label --unlabelled photos, retrain."),
+    pseudo_rounds: int = typer.Option(0, min=0, help="Noisy-student rounds: label --unlabelled photos, retrain."),
     unlabelled: list[Path] = typer.Option([], help="Unlabelled photos or folders for --pseudo-rounds."),
     pseudo_threshold: float = typer.Option(0.9, help="Keep a pseudo-label when P(best match right) >= this."),
 ) -> None:
@@ -219,8 +243,8 @@ def distill_command(
     config: Path | None = typer.Option(None, "--config", "-c", help="Training YAML for the student's own loss."),
     out: Path = typer.Option(Path("runs/student"), help="Run folder: checkpoints, logs, and model/."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key: --set epochs=5."),
-    similarity_weight: float = typer.Option(10.0, help="Weight of matching the teachers' cosine similarities."),
-    kl_weight: float = typer.Option(1.0, help="Weight of the soft-label KL (teachers with a classifier head)."),
+    similarity_weight: float = typer.Option(10.0, min=0, help="Weight of matching the teachers' cosine similarities."),
+    kl_weight: float = typer.Option(1.0, min=0, help="Weight of the soft-label KL (teachers with a classifier head)."),
     temperature: float = typer.Option(4.0, help="Soft-label temperature."),
 ) -> None:
     """Distil a teacher (or an ensemble) into a small student; report kept MAP@5 and CPU speed-up."""
@@ -232,6 +256,8 @@ def distill_command(
     from flukeid.train.distill import distill_model
     from flukeid.train.teacher import DistillConfig
 
+    if not temperature > 0:
+        raise typer.BadParameter(f"must be > 0, found {temperature}", param_hint="--temperature")
     cfg = load_config(TrainConfig, config, {"model.backbone": student} | parse_overrides(set_))
     labels = crop_rows(usable_labels(data), teacher)  # the student sees what the teacher saw
     weights = DistillConfig(similarity_weight, kl_weight, temperature)
@@ -269,23 +295,63 @@ register_detect(app)
 register_serve(app)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: FlukeidError becomes one red line and exit code 1 (a traceback with --debug)."""
-    args = sys.argv[1:] if argv is None else argv
+def _one_line(text: str) -> str:
+    """Whitespace runs (newlines included) as one space; rich markup escaped, so paths like a[1] print as they are."""
+    return escape(" ".join(text.split()))
+
+
+def _describe(exc: BaseException) -> str:
+    """A line for an exception flukeid did not anticipate: what the system said, not a Python traceback."""
+    if isinstance(exc, OSError) and exc.strerror:
+        files = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+        return f"{exc.strerror}{': ' + files if files else ''}"
+    if isinstance(exc, MemoryError):
+        return "out of memory"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _error(message: str) -> None:
+    console.print(f"[bold red]error:[/] {_one_line(message)}", highlight=False, soft_wrap=True)
+
+
+def _run(args: list[str]) -> int:
+    """Run the command line; every failure becomes one ``error:`` line and an exit code (tracebacks with --debug)."""
+    state = CliState()
     try:
-        result = app(args=args, standalone_mode=False, prog_name="flukeid")
+        result = app(args=args, standalone_mode=False, prog_name="flukeid", obj=state)
     except FlukeidError as exc:
-        if "--debug" in args:
+        if state.debug:
             raise
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        _error(str(exc))
         return 1
-    except typer.Abort:
-        console.print("aborted")
-        return 130
+    except (typer.Abort, KeyboardInterrupt):
+        if state.debug:
+            raise
+        _error("interrupted")
+        return INTERRUPTED
     except typer.TyperException as exc:  # usage errors of typer's own click
-        exc.show()  # type: ignore[attr-defined]
+        # a bare `flukeid` shows the help; matched by name, as newer typers vendor click under another module
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            exc.show()  # type: ignore[attr-defined]
+            return int(getattr(exc, "exit_code", 2))
+        context = getattr(exc, "ctx", None)
+        command = context.command_path if context is not None else "flukeid"
+        _error(f"{exc.format_message()} (see {command} --help)")  # type: ignore[attr-defined]
         return int(getattr(exc, "exit_code", 2))
-    code = result if isinstance(result, int) else 0
+    except Exception as exc:  # anything flukeid did not anticipate: disk full, permission denied, a bug
+        if state.debug:
+            raise
+        _error(f"{_describe(exc)} (rerun with --debug for the traceback)")
+        return 1
+    if result == INTERRUPTED:  # typer turns Ctrl-C into exit code 130 without a word
+        _error("interrupted")
+    return result if isinstance(result, int) else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: any error becomes one red ``error:`` line and a non-zero exit code (a traceback with --debug);
+    Ctrl-C exits with 130. Called without ``argv`` (the console script, ``python -m flukeid``) it exits."""
+    code = _run(sys.argv[1:] if argv is None else argv)
     if argv is None:
         sys.exit(code)
     return code

@@ -64,16 +64,38 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
     return value
 
 
+def check_value(key: str, value: Any, ok: bool, allowed: str) -> None:
+    """Raise ConfigError ``key must be <allowed>, found <value>`` unless ``ok`` (write ``ok`` so NaN fails it)."""
+    if not ok:
+        raise ConfigError(f"{key} must be {allowed}, found {value!r}")
+
+
 def from_dict(cls: type[T], values: Mapping[str, Any], where: str = "config") -> T:
     """Build dataclass ``cls`` from a mapping; nested dataclasses are built from nested mappings."""
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for key, value in values.items():
-        if key not in fields:
-            raise ConfigError(f"{where}: unknown key {key!r}{suggest(key, fields)}; valid keys: {', '.join(fields)}")
+        if not isinstance(key, str) or key not in fields:
+            hint = suggest(key, fields) if isinstance(key, str) else ""
+            raise ConfigError(f"{where}: unknown key {key!r}{hint}; valid keys: {', '.join(fields)}")
         kwargs[key] = _convert(value, hints[key], f"{where}.{key}")
+    missing = [name for name, f in fields.items() if name not in kwargs and _required(f)]
+    if missing:
+        raise ConfigError(f"{where}: missing required key(s) {', '.join(missing)}")
     return cls(**kwargs)
+
+
+def _required(field: dataclasses.Field[Any]) -> bool:
+    return field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line from a YAML error: the problem and where it is (PyYAML's own text spans several lines)."""
+    problem, mark = getattr(exc, "problem", None), getattr(exc, "problem_mark", None)
+    if problem and mark is not None:
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return " ".join(str(exc).split())
 
 
 def parse_overrides(items: typing.Iterable[str]) -> dict[str, Any]:
@@ -81,32 +103,90 @@ def parse_overrides(items: typing.Iterable[str]) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
+        key = key.strip()
         if not sep or not key:
             raise ConfigError(f"--set expects KEY=VALUE, found {item!r}")
-        overrides[key.strip()] = yaml.safe_load(value)
+        if not all(part.strip() for part in key.split(".")):
+            raise ConfigError(f"--set {item!r}: the key {key!r} has an empty part (write a.b=VALUE)")
+        try:
+            overrides[key] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ConfigError(
+                f"--set {item!r}: the value is not valid YAML ({_yaml_problem(exc)}); quote text values"
+            ) from exc
     return overrides
+
+
+def _dataclass_in(hint: Any) -> type | None:
+    """The dataclass a field holds (``X`` or ``X | None``), or None for a plain value."""
+    for option in (hint, *typing.get_args(hint)):
+        if dataclasses.is_dataclass(option) and isinstance(option, type):
+            return option
+    return None
+
+
+def _check_override(cls: type, dotted: str) -> None:
+    """Refuse an override whose dotted key names no field of ``cls`` (or goes inside a plain value)."""
+    node: type | None = cls
+    parts = dotted.split(".")
+    for depth, part in enumerate(parts):
+        section = ".".join(parts[:depth])
+        if node is None:
+            raise ConfigError(f"override {dotted!r}: {section!r} is a value, not a section with keys")
+        fields = [f.name for f in dataclasses.fields(node)]
+        if part not in fields:
+            within = f" of {section!r}" if section else ""
+            raise ConfigError(
+                f"override {dotted!r}: unknown key {part!r}{suggest(part, fields)}; valid keys{within}: "
+                + ", ".join(fields)
+            )
+        node = _dataclass_in(typing.get_type_hints(node)[part])
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    """The top-level mapping of a YAML config file, refused with the reason when it cannot be one."""
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder, not a config file")
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror or exc})") from exc
+    if b"\0" in data:
+        raise ConfigError(f"{path}: holds NUL bytes: a binary file, not a YAML config")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}): is it a YAML config?"
+        ) from exc
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({_yaml_problem(exc)})") from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level, found {type(loaded).__name__}")
+    return loaded
 
 
 def load_config(cls: type[T], path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> T:
     """Load ``cls`` from a YAML file (missing keys keep their defaults), then apply dotted overrides."""
-    values: dict[str, Any] = {}
-    if path is not None:
-        if not path.is_file():
-            raise ConfigError(f"{path}: config file not found")
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: expected a mapping of keys at the top level")
-        values = loaded
+    where = str(path) if path else "config"
+    values = _read_yaml(path) if path is not None else {}
     for dotted, value in (overrides or {}).items():
+        _check_override(cls, dotted)
         node = values
         *parents, leaf = dotted.split(".")
-        for part in parents:
+        for depth, part in enumerate(parents):
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                section = ".".join(parents[: depth + 1])
+                raise ConfigError(f"{where}.{section}: expected a mapping, found {node!r} (override {dotted!r})")
         node[leaf] = value
-    return from_dict(cls, values, where=str(path) if path else "config")
+    return from_dict(cls, values, where=where)
 
 
 def to_dict(config: Any) -> dict[str, Any]:

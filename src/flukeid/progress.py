@@ -23,7 +23,7 @@ def setup_logging(verbose: bool = False) -> None:
         handlers=[RichHandler(console=console, show_path=False, show_time=False)],
         force=True,
     )
-    for noisy in ("matplotlib", "PIL", "lightning", "lightning.pytorch", "faiss", "faiss.loader"):
+    for noisy in ("matplotlib", "PIL", "lightning", "lightning.pytorch", "faiss", "faiss.loader", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

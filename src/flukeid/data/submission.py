@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import os
 import tempfile
 from collections.abc import Collection, Mapping, Sequence
@@ -31,21 +33,44 @@ def _examples(items: Sequence[str]) -> str:
     return shown if len(items) <= MAX_EXAMPLES else f"{shown}, ... ({len(items)} in all)"
 
 
+def _read_text(path: Path) -> str:
+    """The file's text, refused with the reason when it is missing, a folder, empty, binary or not UTF-8."""
+    if path.is_dir():
+        raise SubmissionError(f"{path}: is a folder, not a CSV file")
+    if not path.is_file():
+        raise SubmissionError(f"{path}: file not found")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SubmissionError(f"{path}: cannot read the file ({exc.strerror or exc})") from exc
+    if not data:
+        raise SubmissionError(f"{path}: the file is empty (0 bytes); expected a CSV with a header line")
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise SubmissionError(f"{path}: is UTF-16 text: save it as UTF-8 CSV")
+    if b"\0" in data:
+        line = data.count(b"\n", 0, data.index(b"\0")) + 1
+        raise SubmissionError(f"{path}: holds NUL bytes (first on line {line}): a binary file, not a text CSV")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise SubmissionError(
+            f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}): save it as UTF-8 CSV"
+        ) from exc
+
+
 def _read_rows(
     path: Path, required: tuple[str, ...], optional: tuple[str, ...] = ()
 ) -> list[tuple[int, dict[str, str]]]:
     """Rows of a CSV as (line number, cells by column), after checking the header."""
-    if not path.is_file():
-        raise SubmissionError(f"{path}: file not found")
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
+    reader = csv.reader(io.StringIO(_read_text(path), newline=""))
+    try:
         header = [name.strip() for name in next(reader, [])]
         columns = set(header)
         if not set(required) <= columns <= {*required, *optional} or len(columns) != len(header):
             expected = ",".join(required) + (f" (optional: {','.join(optional)})" if optional else "")
-            raise SubmissionError(
-                f"{path}: header must be the columns {expected}; found {','.join(header) or 'nothing'}"
-            )
+            found = ",".join(header) or "nothing"
+            raise SubmissionError(f"{path}: header must be the columns {expected}; found {found[:200]}")
         rows, bad_width = [], []
         for cells in reader:
             if not cells:
@@ -54,6 +79,8 @@ def _read_rows(
                 bad_width.append(f"line {reader.line_num}")
                 continue
             rows.append((reader.line_num, {n: c.strip() for n, c in zip(header, cells, strict=True)}))
+    except csv.Error as exc:
+        raise SubmissionError(f"{path}: not a readable CSV at line {reader.line_num} ({exc})") from exc
     if bad_width:
         raise SubmissionError(f"{path}: rows need {len(header)} cells ({','.join(header)}): {_examples(bad_width)}")
     return rows
@@ -166,6 +193,8 @@ def write_submission(path: Path, predictions: Mapping[str, Sequence[str]]) -> No
 def score_submission(submission: Path, answers: Path, k: int = 5) -> float:
     """MAP@k of a submission file against an answers file (every answer image must be predicted)."""
     truth = read_answers(answers)
+    if not truth.ids:
+        raise SubmissionError(f"{answers}: no answer rows after the header: nothing to score")
     predictions = read_submission(submission, expected_images=truth.ids.keys(), k=k)
     images = list(truth.ids)
     return map_at_k([predictions[image] for image in images], [truth.ids[image] for image in images], k)
