@@ -7,6 +7,7 @@ import pytest
 
 from flukeid import NEW_WHALE
 from flukeid.data.splits import SplitKind, make_split, write_split
+from flukeid.errors import ConfigError
 
 
 def catalogue(n_ids: int = 80, max_photos: int = 8) -> pd.DataFrame:
@@ -87,3 +88,11 @@ def test_write_split_kaggle_layout(tmp_path: Path) -> None:
     assert list(sample["Image"]) == list(answers["Image"])
     assert sample["Id"].str.split().map(len).eq(5).all()
     assert len(pd.read_csv(out / "boxes.csv")) == 1
+
+
+def test_unknown_kinds_and_shares_out_of_range_are_refused_with_the_valid_ones() -> None:
+    labels = pd.DataFrame({"Image": ["a", "b"], "Id": ["w_1", "w_2"], "path": ["a", "b"]})
+    with pytest.raises(ConfigError, match="'weird' is not one of closed, open, disjoint, whale"):
+        make_split(labels, "weird")
+    with pytest.raises(ConfigError, match=r"unknown_share must be in \[0, 1\), found -1"):
+        make_split(labels, "open", unknown_share=-1)

@@ -25,6 +25,7 @@ import pandas as pd
 
 from flukeid import NEW_WHALE
 from flukeid.data.boxes import Box
+from flukeid.errors import ConfigError
 
 WHALE_CATALOGUE_SIZES = (1, 2, 3, 4)
 WHALE_CATALOGUE_PROBS = (0.52, 0.24, 0.12, 0.12)
@@ -79,6 +80,12 @@ def make_split(
     unknown_share: float = 0.25,
 ) -> Split:
     """Split labelled rows (Image, Id, path). ``new_whale`` rows stay in the catalogue part."""
+    valid = [k.value for k in SplitKind]
+    if kind not in valid:
+        raise ConfigError(f"split kind {kind!r} is not one of {', '.join(valid)}")
+    for name, share in (("query_share", query_share), ("unknown_share", unknown_share)):
+        if not 0 <= share < 1:
+            raise ConfigError(f"{name} must be in [0, 1), found {share}")
     kind = SplitKind(kind)
     rng = np.random.default_rng(seed)
     known = labels[labels["Id"] != NEW_WHALE].sort_values(["Id", "Image"]).reset_index(drop=True)
