@@ -1,7 +1,7 @@
 """Boosters on the same open-set (`whale`) splits: each technique with and without, and what it costs.
 
 - baseline: EfficientNet-Lite0 fine-tuned with configs/arcface.yaml on the split's catalogue part
-- + rerank: the baseline's top 10 individuals re-scored by RootSIFT + RANSAC inliers (fusion fitted on the catalogue)
+- + local matching: the model tuned on the catalogue, its local matchers fused with its embedding (calibrated)
 - + pseudo-labels: one noisy-student round; the split's query photos (labels hidden) are the unlabelled pool
   (transductive, as the Kaggle teams did with the test set); kept when calibrated P(match) >= --pseudo-threshold
 - distillation: a MobileNetV2 student trained alone vs distilled from the baseline (teacher), with CPU img/s
@@ -25,7 +25,7 @@ from flukeid.config import load_config
 from flukeid.data.check import check_catalogue
 from flukeid.data.splits import Split, make_split
 from flukeid.identify.evaluate import evaluate_split, mean_std
-from flukeid.identify.tune import tune_rerank
+from flukeid.identify.tune import tune_model
 from flukeid.models.artifact import load_model
 from flukeid.progress import setup_logging
 from flukeid.train.config import TrainConfig
@@ -45,15 +45,15 @@ def _timed(fn: Callable[[], Path]) -> tuple[Path, float]:
 def run_seed(split: Split, cfg: TrainConfig, args: argparse.Namespace, work: Path) -> dict[str, tuple[float, float]]:
     """Method -> (MAP@5, seconds) on one split."""
 
-    def score(model: Path, rerank: bool = False) -> float:
-        return evaluate_split(load_model(model), split, num_workers=args.workers, rerank=rerank).scores.map5
+    def score(model: Path, local: bool = False) -> float:
+        return evaluate_split(load_model(model), split, local=local).scores.map5
 
     found: dict[str, tuple[float, float]] = {}
     base, seconds = _timed(lambda: train(split.train, cfg, work / "base", resume=False, progress=False).model_dir)
     found["baseline (lite0 arcface)"] = (score(base), seconds)
     start = time.time()
-    tune_rerank(load_model(base), split.train, seed=split.seed)
-    found["+ rerank"] = (score(base, rerank=True), time.time() - start)
+    tune_model(load_model(base), split.train, seed=split.seed)
+    found["+ local matching (the model's fused matchers)"] = (score(base, local=True), time.time() - start)
     queries = [Path(p) for p in split.test["path"]]
     start = time.time()
     pseudo = train_with_pseudo_labels(

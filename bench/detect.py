@@ -23,19 +23,17 @@ from common import boxes_of, catalogue, cropped_split
 from flukeid.data.check import check_catalogue
 from flukeid.data.splits import Split, make_split
 from flukeid.identify.evaluate import evaluate_split, mean_std
-from flukeid.identify.tune import frozen_model, tune_model, tune_rerank
+from flukeid.identify.tune import frozen_model, tune_model
 from flukeid.models.artifact import load_model
 from flukeid.progress import setup_logging
 
 log = logging.getLogger("bench")
 
 
-def identification(split: Split, args: argparse.Namespace, out: Path, rerank: bool) -> float:
+def identification(split: Split, args: argparse.Namespace, out: Path, local: bool) -> float:
     artifact = frozen_model(args.backbone, out, (args.size, args.size))
     tune_model(artifact, split.train, seed=split.seed)
-    if rerank:
-        tune_rerank(load_model(out), split.train, seed=split.seed)
-    return evaluate_split(load_model(out), split, num_workers=args.workers, rerank=rerank).scores.map5
+    return evaluate_split(load_model(out), split, local=local).scores.map5
 
 
 def main() -> None:
@@ -45,7 +43,9 @@ def main() -> None:
     parser.add_argument("--backbone", default="efficientnet_lite0")
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--no-rerank", action="store_true", help="skip the re-ranked columns (they cost ~1 s/query)")
+    parser.add_argument(
+        "--no-local", action="store_true", help="skip the columns with local matching (seconds per query)"
+    )
     parser.add_argument("--work", default=None)
     args = parser.parse_args()
     setup_logging()
@@ -56,8 +56,8 @@ def main() -> None:
         raise SystemExit(f"{root}: no boxes file; the detector benchmark needs one")
     labels = check_catalogue(root).usable_labels()
     variants = [("full frame", False, False), ("crops", True, False)]
-    if not args.no_rerank:
-        variants += [("full frame + rerank", False, True), ("crops + rerank", True, True)]
+    if not args.no_local:
+        variants += [("full frame + local matching", False, True), ("crops + local matching", True, True)]
     rows: dict[str, list[float]] = {k: [] for k in ("mean IoU", "AP@0.5", "mAP@[.5:.95]", "detector s")}
     rows |= {f"MAP@5 {name}": [] for name, _, _ in variants}
     for seed in args.seeds:
@@ -67,9 +67,9 @@ def main() -> None:
         rows["detector s"].append(time.time() - start)
         for key, value in zip(("mean IoU", "AP@0.5", "mAP@[.5:.95]"), dataclasses.astuple(cropped.scores)):
             rows[key].append(value)
-        for name, crop, rerank in variants:
+        for name, crop, local in variants:
             out = work / f"model-{seed}-{name.replace(' ', '')}"
-            rows[f"MAP@5 {name}"].append(identification(cropped.split if crop else split, args, out, rerank))
+            rows[f"MAP@5 {name}"].append(identification(cropped.split if crop else split, args, out, local))
             log.info("seed %d %s: MAP@5 %.3f", seed, name, rows[f"MAP@5 {name}"][-1])
     print(f"| {Path(args.data).name}, whale split, seeds {' '.join(map(str, args.seeds))} | mean ± std |")
     print("|---|---|")

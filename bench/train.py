@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> None:
                 start = time.time()
                 out = work / "runs" / f"{Path(data).name}-{loss}-{seed}"
                 result = train(split.train, cfg, out, resume=False, progress=False)
-                evaluation = evaluate_split(load_model(result.model_dir), split, num_workers=args.workers)
+                evaluation = evaluate_split(load_model(result.model_dir), split, local=False)
                 seconds.append(time.time() - start)
                 maps.append(evaluation.scores.map5)
                 top1s.append(evaluation.scores.top1)

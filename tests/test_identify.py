@@ -20,12 +20,16 @@ from flukeid.errors import FlukeidError
 from flukeid.gallery import Gallery
 from flukeid.identify.cluster import cluster_embeddings
 from flukeid.identify.ensemble import combine, fit_ensemble
-from flukeid.identify.predict import identify, write_outputs
+from flukeid.identify.identifier import Identifier
+from flukeid.identify.predict import write_outputs
 from flukeid.identify.ranking import ScoreTable, tune_threshold
-from flukeid.identify.rerank import Reranker
 from flukeid.models.artifact import ModelConfig, build_model, load_model, save_model
 
 TINY = ModelConfig(backbone="timm/test_efficientnet", pretrained=False, embedding_dim=32, image_size=(48, 96))
+
+
+def identify(artifact, gallery: Gallery, paths: list[Path], threshold: float | None = None):  # type: ignore[no-untyped-def]
+    return Identifier.load(artifact, gallery).identify(paths, threshold=threshold)
 
 
 @pytest.fixture(scope="module")
@@ -141,8 +145,8 @@ def test_verify_and_cluster(world: dict[str, Path], tmp_path: Path, capsys: pyte
     photo = sorted((world["cat"] / "test").iterdir())[0]
     copy = tmp_path / "copy.jpg"
     shutil.copy(photo, copy)
-    assert main(["verify", str(world["model"]), str(photo), str(copy)]) == 0
-    assert "same individual: cosine 1.0000" in capsys.readouterr().out
+    assert main(["verify", str(world["model"]), str(photo), str(copy)]) == 1  # the model is not tuned
+    assert "is not tuned" in capsys.readouterr().err
     vectors = embed_paths(load_model(world["model"]), [photo, copy, *sorted((world["cat"] / "train").iterdir())[:4]])
     labels = cluster_embeddings(vectors.vectors, threshold=0.9999)
     assert labels[0] == labels[1] and len(set(labels)) >= 2
@@ -173,49 +177,32 @@ def test_ensemble_is_at_least_as_good_as_each_model() -> None:
     assert np.allclose(mixed.scores[:, column], 0.5 * -1.0 + 0.5 * tables[1].scores[:, 7], atol=1e-6)
 
 
-def test_tune_and_identify_with_local_feature_reranking(world: dict[str, Path], tmp_path: Path) -> None:
+def test_tune_fits_the_fusion_that_identify_and_verify_use(world: dict[str, Path], tmp_path: Path) -> None:
     model = tmp_path / "model"
     shutil.copytree(world["model"], model)
     gallery = tmp_path / "g"
-    shutil.copytree(world["gallery"], gallery)
-    (gallery / "model_path.txt").write_text(str(model))
-    assert main(["tune", str(model), str(world["cat"]), "--rerank"]) == 0
-    assert (model / "rerank.json").is_file() and (model / "calibration.json").is_file()
+    assert main(["tune", str(model), str(world["cat"]), "--matchers", "sift", "--shortlist", "3"]) == 0
+    fusion = json.loads((model / "fusion.json").read_text())
+    assert sorted(fusion["components"])[0] == "global" and sorted(fusion["components"])[1].startswith("sift-")
+    assert len(fusion["components"]) == 2 and fusion["settings"]["shortlist"] == 3
+    assert main(["gallery", "build", str(model), str(world["cat"]), "--out", str(gallery)]) == 0
     train = pd.read_csv(world["cat"] / "train.csv")
     source = world["cat"] / "train" / train["Image"].iloc[0]
     query = tmp_path / "query.jpg"
     shutil.copy(source, query)  # an exact copy: local features match everywhere
-    [answer] = identify(
-        load_model(model), Gallery.open(gallery), [query], reranker=Reranker.for_gallery(Gallery.open(gallery))
-    )
-    assert answer.ranking.ids[0] == train["Id"].iloc[0] and answer.probability is None
+    [answer] = Identifier.load(model, Gallery.open(gallery)).identify([query])
+    assert answer.ranking.ids[0] == train["Id"].iloc[0] and 0.0 <= (answer.probability or 0.0) <= 1.0
     out = tmp_path / "out"
-    assert main(["identify", str(model), str(gallery), str(query), "--out", str(out), "--rerank"]) == 0
+    assert main(["identify", str(model), str(gallery), str(query), "--out", str(out)]) == 0
     assert pd.read_csv(out / "submission.csv")["Id"].iloc[0].split()[0] == train["Id"].iloc[0]
+    same, other = Identifier.load(model), world["cat"] / "train" / train["Image"].iloc[-1]
+    assert same.verify(source, query) > same.verify(source, other)
 
 
-def test_evaluate_split_with_reranking(world: dict[str, Path], tmp_path: Path) -> None:
-    from flukeid.data.check import check_catalogue
-    from flukeid.data.splits import make_split
-    from flukeid.identify.evaluate import evaluate_split
-    from flukeid.identify.tune import tune_rerank
-
-    model = tmp_path / "model"
-    shutil.copytree(world["model"], model)
-    labels = check_catalogue(world["cat"]).usable_labels()
-    split = make_split(labels, "closed", seed=0)
-    fit = tune_rerank(load_model(model), split.train)
-    plain = evaluate_split(load_model(model), split, num_workers=0)
-    fused = evaluate_split(load_model(model), split, num_workers=0, rerank=True)
-    assert fused.threshold == fit.threshold and fused.queries == plain.queries
-    assert (fused.table.scores >= plain.table.scores - 1e-6).all()  # inliers only ever add to a score
-
-
-def test_frozen_default_recipe_fits_threshold_and_reranking(world: dict[str, Path], tmp_path: Path) -> None:
+def test_frozen_default_recipe_fits_the_fusion(world: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "frozen"
-    assert main(["frozen", str(out), "--backbone", "mobilenetv2", "--size", "64", "--rerank"]) == 1  # no --tune-on
-    args = ["frozen", str(out), "--backbone", "mobilenetv2", "--size", "64", "--tune-on", str(world["cat"]), "--rerank"]
-    assert main(args) == 0
-    fit = json.loads((out / "rerank.json").read_text())
-    assert fit["weight"] >= 0 and 0.0 <= fit["map5"] <= 1.0
+    args = ["frozen", str(out), "--backbone", "mobilenetv2", "--size", "64", "--tune-on", str(world["cat"])]
+    assert main([*args, "--shortlist", "4"]) == 0
+    fusion = json.loads((out / "fusion.json").read_text())
+    assert 0.0 <= fusion["map5"] <= 1.0 and fusion["pairs"] > 0 and "global" in fusion["components"]
     assert load_model(out).threshold is not None

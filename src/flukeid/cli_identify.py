@@ -61,12 +61,16 @@ def gallery_build(
     from flukeid.folders import leftover_folders
     from flukeid.gallery.build import build_gallery
     from flukeid.gallery.store import check_build_target
+    from flukeid.identify.identifier import model_matchers
     from flukeid.models.artifact import load_model
 
     check_build_target(out, replace)  # before the long part
     labels = crop_rows(usable_labels(data), model, crop)
-    with progress_bar("embedding catalogue") as update:
-        built = build_gallery(load_model(model), labels, out, index=index, progress=update, replace=replace)
+    matchers = model_matchers(model)
+    with progress_bar("embedding catalogue, extracting local features") as update:
+        built = build_gallery(
+            load_model(model), labels, out, index=index, progress=update, replace=replace, matchers=matchers
+        )
     gallery = built.gallery
     if built.replaced:
         stdout.print(built.replaced)
@@ -84,8 +88,10 @@ def gallery_info(gallery: Path = typer.Argument(..., help="Gallery folder.")) ->
     from flukeid.gallery import Gallery
 
     g = Gallery.open(gallery)
+    features = ", ".join(f"{key} {n}" for key, n in sorted(g.local_feature_counts().items())) or "none"
     stdout.print(
-        f"{gallery}: {len(g)} photos, {len(g.individuals())} individuals, index {g.index_kind}, model {g.model_id}"
+        f"{gallery}: {len(g)} photos, {len(g.individuals())} individuals, index {g.index_kind}, model {g.model_id}; "
+        f"stored local features: {features}"
     )
 
 
@@ -100,6 +106,8 @@ def enroll(
     from flukeid.data.ids import check_id
     from flukeid.embed import embed_paths
     from flukeid.gallery import Gallery
+    from flukeid.gallery.local import store_local_features
+    from flukeid.identify.identifier import model_matchers
     from flukeid.models.artifact import load_model
 
     check_id(id_, "--id")
@@ -109,12 +117,13 @@ def enroll(
     embedded = embed_paths(artifact, crop_queries(image_paths(images), artifact.path, None))
     if embedded.failed:
         raise FlukeidError(_unreadable(embedded.failed))
-    g.add(
+    ids = g.add(
         [p.name for p in embedded.paths],
         [id_] * len(embedded.paths),
         embedded.vectors,
         paths=[str(p.resolve()) for p in embedded.paths],
     )
+    store_local_features(g, model_matchers(artifact.path), list(g.photos_by_id(ids).values()))
     stdout.print(f"enrolled {len(embedded.paths)} photo(s) as {id_}; gallery now has {len(g)} photos")
 
 
@@ -145,22 +154,22 @@ def identify_command(
     out: Path = typer.Option(Path("identify-out"), help="Folder for submission.csv, predictions.jsonl, report.html."),
     threshold: float | None = typer.Option(None, help="new_whale threshold (default: the model's tuned one)."),
     report: bool = typer.Option(True, help="Write the HTML report with thumbnails."),
-    rerank: bool = typer.Option(False, help="Re-score the top candidates by RootSIFT matching (see `tune`)."),
     crop: Path | None = typer.Option(None, help="Detector folder to crop photos with (default: the model's own)."),
 ) -> None:
-    """Top-5 individuals (or new_whale) for each photo: Kaggle submission, JSON lines and an HTML report."""
+    """Top-5 individuals (or new_whale) for each photo with the model's pipeline (shortlist by the embedding, local
+    matchers, calibrated fusion): Kaggle submission, JSON lines and an HTML report."""
+    from flukeid.detect.model import load_detector
     from flukeid.gallery import Gallery
-    from flukeid.identify.predict import identify, write_outputs
-    from flukeid.models.artifact import load_model
+    from flukeid.identify.identifier import Identifier
+    from flukeid.identify.predict import write_outputs
     from flukeid.report.html import write_report
 
     g = Gallery.open(gallery)
-    from flukeid.identify.rerank import Reranker
-
-    reranker = Reranker.for_gallery(g) if rerank else None
+    identifier = Identifier.load(model, g)
+    if crop is not None:
+        identifier.detector = load_detector(crop)
     with progress_bar("identifying") as update:
-        queries = crop_queries(image_paths(images), model, crop)
-        predictions = identify(load_model(model), g, queries, threshold=threshold, progress=update, reranker=reranker)
+        predictions = identifier.identify(image_paths(images), threshold=threshold, progress=update)
     written = write_outputs(predictions, out)
     if report:
         best = {p.individual: Path(p.path) for p in reversed(g.photos()) if p.path}
@@ -180,16 +189,19 @@ def evaluate_command(
     out: Path = typer.Option(Path("evaluate-out"), help="Folder for submission, report and PR curve."),
     crop: Path | None = typer.Option(None, help="Detector folder to crop photos with (default: the model's own)."),
 ) -> None:
-    """Split -> gallery -> identify -> score: MAP@5, top-1/5, BAKS, BAUS, new-individual AUC."""
+    """Split -> gallery -> identify (the model's pipeline) -> score: MAP@5, top-1/5, BAKS, BAUS, new-individual
+    AUC."""
     from flukeid.data.splits import make_split
     from flukeid.identify.evaluate import evaluate_split
-    from flukeid.identify.predict import Prediction, write_outputs
+    from flukeid.identify.identifier import Prediction
+    from flukeid.identify.predict import write_outputs
     from flukeid.models.artifact import load_model
     from flukeid.report.plots import plot_novelty_pr
 
     parts = make_split(crop_rows(usable_labels(data), model, crop), split, seed=seed)
-    evaluation = evaluate_split(load_model(model), parts)
-    paths = list(parts.test["path"].map(Path))
+    with progress_bar("identifying") as update:
+        evaluation = evaluate_split(load_model(model), parts, progress=update)
+    paths = evaluation.queries
     predictions = [Prediction(p.name, p, r) for p, r in zip(paths, evaluation.rankings)]
     write_outputs(predictions, out)
     curve = plot_novelty_pr(evaluation.table, evaluation.truths, out / "new_individual_pr.png")
@@ -197,8 +209,8 @@ def evaluate_command(
     stdout.print(
         f"{split} split seed {seed}: {len(paths)} queries\nMAP@5 {s.map5:.4f}  top-1 {s.top1:.4f}  "
         f"top-5 {s.top5:.4f}  BAKS {s.baks:.4f}  BAUS {s.baus:.4f}  new-individual AUC {s.auc:.4f}\n"
-        f"threshold {evaluation.threshold}; oracle-threshold MAP@5 {evaluation.oracle_map5:.4f}\n"
-        f"outputs in {out} (PR curve: {curve})"
+        f"threshold {evaluation.threshold}; oracle-threshold MAP@5 {evaluation.oracle_map5:.4f}; "
+        f"{evaluation.seconds_per_query:.2f} s per query\noutputs in {out} (PR curve: {curve})"
     )
 
 
@@ -207,93 +219,110 @@ def verify(
     first: Path = typer.Argument(..., help="A photo."),
     second: Path = typer.Argument(..., help="Another photo."),
 ) -> None:
-    """Same individual or not, with a calibrated probability."""
-    from flukeid.embed import embed_paths
-    from flukeid.identify.calibration import Calibration
-    from flukeid.models.artifact import load_model
+    """Same individual or not: P(same) from the model's pipeline (embedding and local matchers, calibrated)."""
+    from flukeid.identify.identifier import Identifier
 
-    artifact = load_model(model)
-    embedded = embed_paths(artifact, crop_queries([first, second], model, None), num_workers=0)
-    if embedded.failed:
-        raise FlukeidError("; ".join(f"{p}: {why}" for p, why in embedded.failed.items()))
-    cosine = float(embedded.vectors[0] @ embedded.vectors[1])
-    calibration = Calibration.load(artifact.path / "calibration.json")
-    probability = float(calibration.same([[cosine]])[0]) if calibration else None
-    threshold = artifact.threshold if artifact.threshold is not None else 0.5
-    same = probability >= 0.5 if probability is not None else cosine >= threshold
-    detail = f"P(same) {probability:.3f}" if probability is not None else f"threshold {threshold:.3f}"
-    stdout.print(f"{'same' if same else 'different'} individual: cosine {cosine:.4f}, {detail}")
+    probability = Identifier.load(model).verify(first, second)
+    same = "same" if probability >= 0.5 else "different"
+    stdout.print(f"{same} individual: P(same) {probability:.3f}")
 
 
 def cluster(
     model: Path = typer.Argument(..., help="Model directory."),
     images: list[Path] = typer.Argument(..., help="Unlabelled photos or folders."),
     out: Path = typer.Option(Path("clusters.csv"), help="CSV of Image,Cluster."),
-    threshold: float | None = typer.Option(None, help="Cosine above which photos join (default: the model's)."),
+    threshold: float | None = typer.Option(
+        None, help="P(same) above which photos join (default 0.5; a model not tuned yet: its cosine threshold)."
+    ),
 ) -> None:
-    """Group unlabelled photos into putative individuals (average-linkage on cosine distance)."""
-    from flukeid.embed import embed_paths
-    from flukeid.identify.cluster import cluster_embeddings
-    from flukeid.models.artifact import load_model
+    """Group unlabelled photos into putative individuals (average linkage on the pipeline's P(same))."""
+    from flukeid.identify.cluster import cluster_photos
+    from flukeid.identify.identifier import Identifier
 
-    artifact = load_model(model)
-    embedded = embed_paths(artifact, crop_queries(image_paths(images), model, None))
-    cut = threshold if threshold is not None else (artifact.threshold or 0.5)
-    labels = cluster_embeddings(embedded.vectors, cut)
-    pd.DataFrame({"Image": [p.name for p in embedded.paths], "Cluster": labels}).to_csv(out, index=False)
-    stdout.print(f"{len(embedded.paths)} photos in {len(set(labels))} clusters -> {out}")
+    with progress_bar("clustering") as update:
+        update(0, 1)
+        paths, labels = cluster_photos(Identifier.load(model), image_paths(images), threshold)
+    pd.DataFrame({"Image": [p.name for p in paths], "Cluster": labels}).to_csv(out, index=False)
+    stdout.print(f"{len(paths)} photos in {len(set(labels))} clusters -> {out}")
+
+
+def _settings_with(model: Path, matchers: str | None, shortlist: int | None):  # type: ignore[no-untyped-def]
+    """The model's identify settings, with --matchers / --shortlist applied (None: as they are)."""
+    import dataclasses
+
+    from flukeid.identify.identifier import load_settings
+    from flukeid.matchers import MatcherSettings
+
+    settings = load_settings(model)
+    if matchers is not None:
+        current = {m.name: m for m in settings.matchers}
+        names = [n.strip() for n in matchers.split(",") if n.strip()]
+        chosen = tuple(current.get(n) or MatcherSettings(n) for n in names)  # type: ignore[arg-type]
+        settings = dataclasses.replace(settings, matchers=chosen)
+    if shortlist is not None:
+        settings = dataclasses.replace(settings, shortlist=shortlist)
+    return settings
+
+
+MATCHERS_HELP = "Local matchers, comma-separated (sift, aliked, disk, xfeat; '' for none); default: the model's."
 
 
 def frozen(
     out: Path = typer.Argument(..., help="Model directory to write."),
-    backbone: str = typer.Option("efficientnet_lite2", help="Backbone with offline ImageNet weights."),
-    tune_on: Path | None = typer.Option(None, "--tune-on", help="Catalogue to tune the new_whale threshold on."),
-    size: int | None = typer.Option(None, help="Square input size (default: the backbone's)."),
+    backbone: str = typer.Option("efficientnet_lite0", help="Backbone with offline ImageNet weights."),
+    tune_on: Path | None = typer.Option(None, "--tune-on", help="Catalogue to tune the identification on."),
+    size: int | None = typer.Option(224, help="Square input size (0: the backbone's)."),
     crop: Path | None = typer.Option(None, help="Detector folder: the model crops every photo with it."),
-    rerank: bool = typer.Option(False, help="Also fit local-feature re-ranking on --tune-on (flukeid's default)."),
+    matchers: str | None = typer.Option(None, help=MATCHERS_HELP),
+    shortlist: int | None = typer.Option(None, help="Individuals matched locally per query (default: 30)."),
 ) -> None:
-    """A model of frozen ImageNet features (no training), optionally tuned on a catalogue."""
-    from flukeid.identify.tune import frozen_model, tune_model, tune_rerank
-
-    if rerank and tune_on is None:
-        raise FlukeidError("--rerank fits the re-ranking on a catalogue: give it with --tune-on DATA")
+    """A model of frozen ImageNet features (no training), with flukeid's default local matchers; --tune-on fits
+    their calibrated fusion and the new_whale threshold on a catalogue (flukeid's CPU default)."""
+    from flukeid.identify.identifier import save_settings
+    from flukeid.identify.tune import frozen_model, tune_model
 
     artifact = frozen_model(backbone, out, (size, size) if size else None)
     if crop is not None:
         from flukeid.detect.model import attach_detector
+        from flukeid.models.artifact import load_model
 
         attach_detector(out, crop)
+        artifact = load_model(out)
+    save_settings(out, _settings_with(out, matchers, shortlist))
     message = f"frozen {backbone} model -> {out}"
     if tune_on is not None:
         labels = crop_rows(usable_labels(tune_on), out, None)
-        tuning = tune_model(artifact, labels)
-        message += f"; threshold {tuning.threshold:.4f} (validation MAP@5 {tuning.map5:.3f})"
-        if rerank:
-            from flukeid.models.artifact import load_model
-
-            fit = tune_rerank(load_model(out), labels)
-            message += f"; re-ranking weight {fit.weight} (validation MAP@5 {fit.map5:.3f})"
+        with progress_bar("tuning") as update:
+            fusion = tune_model(artifact, labels, progress=update)
+        message += f"; {_fusion_summary(fusion)}"
     stdout.print(message)
+
+
+def _fusion_summary(fusion) -> str:  # type: ignore[no-untyped-def]
+    parts = ", ".join(fusion.components)
+    return (
+        f"fused {parts} over {fusion.pairs} calibration pairs; threshold {fusion.threshold:.4f} "
+        f"(validation MAP@5 {fusion.map5:.3f})"
+    )
 
 
 def tune(
     model: Path = typer.Argument(..., help="Model directory."),
     data: Path = typer.Argument(..., help="Labelled catalogue to tune on (an open split of it)."),
-    rerank: bool = typer.Option(False, help="Also fit the local-feature re-ranking weight (rerank.json)."),
     seed: int = typer.Option(0, help="Split seed."),
+    matchers: str | None = typer.Option(None, help=MATCHERS_HELP),
+    shortlist: int | None = typer.Option(None, help="Individuals matched locally per query."),
 ) -> None:
-    """Re-fit a model's new_whale threshold and calibration (and re-ranking) on a catalogue."""
-    from flukeid.identify.tune import tune_model, tune_rerank
+    """Fit a model's identification on a catalogue: each matcher's calibration, their fusion, the new_whale
+    threshold and P(best match right) (changes of --matchers / --shortlist are stored in the model first)."""
+    from flukeid.identify.tune import tune_model
     from flukeid.models.artifact import load_model
 
+    settings = _settings_with(model, matchers, shortlist)
     labels = crop_rows(usable_labels(data), model, None)
-    tuning = tune_model(load_model(model), labels, seed=seed)
-    stdout.print(f"threshold {tuning.threshold:.4f} (validation MAP@5 {tuning.map5:.3f})")
-    if rerank:
-        fit = tune_rerank(load_model(model), labels, seed=seed)
-        stdout.print(
-            f"re-ranking: weight {fit.weight}, threshold {fit.threshold:.4f} (validation MAP@5 {fit.map5:.3f})"
-        )
+    with progress_bar("tuning") as update:
+        fusion = tune_model(load_model(model), labels, seed=seed, settings=settings, progress=update)
+    stdout.print(_fusion_summary(fusion))
 
 
 def register(app: typer.Typer) -> None:

@@ -1,7 +1,8 @@
 """The README's main job on built-in data: synthetic flukes through the whole pipeline.
 
-synth -> check -> stats -> fluke detector -> crops -> train -> gallery -> tune re-ranking -> identify (crops,
-RootSIFT re-ranking) -> score + open-set metrics -> HTML report.
+synth -> check -> stats -> fluke detector -> crops -> train -> tune (calibrated fusion of the embedding and the
+local matchers) -> gallery (with local features) -> identify (the Identifier: crops, shortlist, local matching)
+-> score + open-set metrics -> HTML report.
 """
 
 from __future__ import annotations
@@ -19,14 +20,14 @@ from flukeid.data.problems import Severity
 from flukeid.data.stats import catalogue_stats
 from flukeid.data.submission import read_answers, score_submission, write_submission
 from flukeid.data.synth import SynthConfig, generate
-from flukeid.detect.crop import crop_photos, cropped_labels
+from flukeid.detect.crop import cropped_labels
 from flukeid.detect.data import box_rows
 from flukeid.detect.model import Detector, DetectorConfig, attach_detector, load_detector
 from flukeid.detect.train import DetectTrainConfig, train_detector
 from flukeid.gallery.build import build_gallery
-from flukeid.identify.predict import identify, write_outputs
-from flukeid.identify.rerank import Reranker
-from flukeid.identify.tune import tune_rerank
+from flukeid.identify.identifier import Identifier, model_matchers
+from flukeid.identify.predict import write_outputs
+from flukeid.identify.tune import tune_model
 from flukeid.metrics import OpenSetScores, open_set_scores
 from flukeid.models.artifact import ModelConfig, load_model
 from flukeid.progress import progress_bar, stdout
@@ -139,16 +140,17 @@ def run_demo(work: Path, seed: int = 0, quick: bool = False) -> DemoResult:
     result = train(crops, cfg, work / "run", resume=False, progress=not quick)
     attach_detector(result.model_dir, detector.path)
     artifact = load_model(result.model_dir)
-    with progress_bar("fitting re-ranking") as update:
-        update(0, 1)
-        tune_rerank(artifact, crops, seed=seed)  # writes rerank.json, which identify reads
+    with progress_bar("tuning the identification") as update:
+        tune_model(artifact, crops, seed=seed, progress=update)  # fusion.json: what the Identifier fuses
     gallery_dir = work / "gallery"
-    gallery = build_gallery(artifact, crops, gallery_dir, replace=True).gallery
+    with progress_bar("building the gallery") as update:
+        gallery = build_gallery(
+            artifact, crops, gallery_dir, replace=True, progress=update, matchers=model_matchers(artifact.path)
+        ).gallery
     answers = read_answers(data / "answers.csv")
-    with progress_bar("cropping queries") as update:
-        queries = [c.path for c in crop_photos(detector, [data / "test" / i for i in answers.ids], progress=update)]
     with progress_bar("identifying") as update:
-        predictions = identify(artifact, gallery, queries, progress=update, reranker=Reranker.for_gallery(gallery))
+        identifier = Identifier.load(artifact, gallery)  # crops the queries with the model's detector
+        predictions = identifier.identify([data / "test" / i for i in answers.ids], progress=update)
     outputs = write_outputs(predictions, work / "results")
     best = {p.individual: Path(p.path) for p in reversed(gallery.photos()) if p.path}
     report = write_report(

@@ -8,6 +8,7 @@ gallery that looks valid. A build replaces an unfinished gallery, and a complete
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,9 @@ import pandas as pd
 from flukeid import NEW_WHALE
 from flukeid.embed import Progress, embed_paths
 from flukeid.folders import replacing_folder
+from flukeid.gallery.local import store_local_features
 from flukeid.gallery.store import MODEL_LINK, Gallery, check_build_target, check_individuals
+from flukeid.matchers import LocalMatcher
 from flukeid.models.artifact import Artifact
 
 log = logging.getLogger(__name__)
@@ -36,10 +39,12 @@ def build_gallery(
     index: str = "flat",
     progress: Progress | None = None,
     replace: bool = False,
+    matchers: Sequence[LocalMatcher] = (),
 ) -> BuiltGallery:
     """Embed labelled rows (Image, Id, path; ``new_whale`` rows skipped) into a new gallery at ``path``, which
-    records the model's folder. ``path`` must be new, an empty folder or an unfinished gallery; with ``replace``
-    a complete gallery there is replaced too (it stays until the new one is complete)."""
+    records the model's folder, with the photos' local features for ``matchers``. ``path`` must be new, an empty
+    folder or an unfinished gallery; with ``replace`` a complete gallery there is replaced too (it stays until the
+    new one is complete)."""
     path = Path(path)
     replaced = check_build_target(path, replace)
     known = labels[labels["Id"] != NEW_WHALE]
@@ -53,6 +58,7 @@ def build_gallery(
             list(rows["Image"]), list(rows["Id"]), embedded.vectors, paths=[str(p.resolve()) for p in embedded.paths]
         )
         (folder / MODEL_LINK).write_text(str(Path(artifact.path).resolve()))
+        store_local_features(gallery, matchers, progress=progress)
         gallery.finish()
         check_build_target(path, replace)  # what was there may have changed during the build
     if replaced:

@@ -16,6 +16,7 @@ and `check_build_target` lets a new build replace it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import sqlite3
@@ -25,6 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -60,6 +62,16 @@ CREATE TABLE photos (
 CREATE INDEX photos_individual ON photos (individual);
 CREATE TABLE info (key TEXT PRIMARY KEY, value TEXT);
 """
+_FEATURES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS local_features (
+    sha1 TEXT NOT NULL, matcher TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (sha1, matcher)
+);
+CREATE TRIGGER IF NOT EXISTS photos_forget_local_features AFTER DELETE ON photos
+WHEN NOT EXISTS (SELECT 1 FROM photos WHERE sha1 = OLD.sha1)
+BEGIN DELETE FROM local_features WHERE sha1 = OLD.sha1; END;
+"""
+"""Local features of the photos, by content sha1 and matcher key; they leave with the last photo of that content
+(a trigger, in the transaction that removes it). Galleries of older flukeid get the table when opened."""
 _INSERT = "INSERT INTO photos (id, image, individual, path, sha1, vector) VALUES (?, ?, ?, ?, ?, ?)"
 
 
@@ -81,6 +93,14 @@ def _photo_row(
     return photo_id, image, individual, path, sha1, vector.astype("<f4").tobytes()
 
 
+def file_sha1(path: str | Path) -> str | None:
+    """The content sha1 of a file, or None when it cannot be read."""
+    try:
+        return hashlib.sha1(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
 def _version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT value FROM info WHERE key = 'version'").fetchone()[0])
 
@@ -95,7 +115,7 @@ def _read_labels(conn: sqlite3.Connection) -> tuple[np.ndarray, list[str]]:
     return np.array([row[0] for row in rows], dtype=np.int64), [row[1] for row in rows]
 
 
-def _chunks(items: Sequence[str]) -> Iterator[list[str]]:
+def _chunks(items: Sequence[Any]) -> Iterator[list[Any]]:
     for start in range(0, len(items), _CHUNK):
         yield list(items[start : start + _CHUNK])
 
@@ -268,7 +288,7 @@ class Gallery:
         }
         conn = sqlite3.connect(temporary)
         try:
-            conn.executescript(_SCHEMA)
+            conn.executescript(_SCHEMA + _FEATURES_SCHEMA)
             conn.executemany("INSERT INTO info (key, value) VALUES (?, ?)", info.items())
             conn.commit()
             conn.execute("PRAGMA journal_mode=WAL")
@@ -293,7 +313,15 @@ class Gallery:
             )
         gallery = cls(path, info, settings)
         gallery._current()
+        gallery._add_features_table()
         return gallery
+
+    def _add_features_table(self) -> None:
+        with self._transaction() as conn:
+            present = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'photos_forget_local_features'").fetchone()
+        if not present:
+            with self._transaction(write=True) as conn:
+                conn.executescript(_FEATURES_SCHEMA)
 
     def finish(self) -> None:
         """Mark a gallery made with `create(building=True)` complete, so that `open` accepts it."""
@@ -395,6 +423,16 @@ class Gallery:
         with self._transaction() as conn:
             return [Photo(*row) for row in conn.execute(query + where + " ORDER BY id", args)]
 
+    def photos_by_id(self, photo_ids: Sequence[int]) -> dict[int, Photo]:
+        """The photos of those ids the gallery holds, by id."""
+        found: dict[int, Photo] = {}
+        with self._transaction() as conn:
+            for chunk in _chunks(sorted({int(i) for i in photo_ids})):
+                marks = ", ".join("?" * len(chunk))
+                query = f"SELECT id, image, individual, path, sha1 FROM photos WHERE id IN ({marks})"
+                found.update((row[0], Photo(*row)) for row in conn.execute(query, chunk))
+        return found
+
     def photo_individuals(self, photo_ids: Sequence[int]) -> list[str | None]:
         """The individual of each photo id, as searched now (None for an id the gallery does not hold)."""
         with self._lock:
@@ -459,12 +497,14 @@ class Gallery:
         sha1s: Sequence[str | None] | None = None,
     ) -> list[int]:
         """Enrol photos (image names unique in the gallery) with embeddings (N, dim), re-normalised; one
-        transaction, all or nothing. `new_whale` photos are stored but never score as an individual.
+        transaction, all or nothing. `new_whale` photos are stored but never score as an individual. A photo's
+        content sha1 is read from its path when not given (local features are stored by it).
         Returns the new photo ids (N,), never reused after removal."""
         unit = self._unit(vectors, "vectors")
         n = len(unit)
         paths = [None] * n if paths is None else list(paths)
         sha1s = [None] * n if sha1s is None else list(sha1s)
+        sha1s = [sha1 or (file_sha1(path) if path else None) for sha1, path in zip(sha1s, paths)]
         _check_names(images, individuals, n)
         if len(paths) != n or len(sha1s) != n:
             raise FlukeidError(f"got {n} vectors, {len(paths)} paths and {len(sha1s)} sha1s; need one each")
@@ -512,6 +552,37 @@ class Gallery:
                 self._after_write(version, lambda state, v: state.with_removed(v, np.array(ids, np.int64)))
         return len(ids)
 
+    # -- local features ----------------------------------------------------------------------------------------
+
+    def local_features(self, matcher: str, sha1s: Sequence[str]) -> dict[str, bytes]:
+        """The stored local features of the ``matcher`` key (serialised) for those of ``sha1s`` that have them."""
+        found: dict[str, bytes] = {}
+        with self._transaction() as conn:
+            for chunk in _chunks(sorted(set(sha1s))):
+                marks = ", ".join("?" * len(chunk))
+                query = f"SELECT sha1, data FROM local_features WHERE matcher = ? AND sha1 IN ({marks})"
+                found.update(conn.execute(query, [matcher, *chunk]).fetchall())
+        return found
+
+    def store_local_features(self, matcher: str, features: dict[str, bytes]) -> int:
+        """Keep serialised local features by content sha1 for the ``matcher`` key; features of content no photo
+        holds (removed meanwhile) are not kept. Returns how many were stored."""
+        stored = 0
+        with self._transaction(write=True) as conn:
+            for sha1, data in features.items():
+                cursor = conn.execute(
+                    "INSERT OR REPLACE INTO local_features (sha1, matcher, data) "
+                    "SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM photos WHERE sha1 = ?)",
+                    (sha1, matcher, data, sha1),
+                )
+                stored += cursor.rowcount
+        return stored
+
+    def local_feature_counts(self) -> dict[str, int]:
+        """How many photos' features are stored, by matcher key."""
+        with self._transaction() as conn:
+            return dict(conn.execute("SELECT matcher, COUNT(*) FROM local_features GROUP BY matcher").fetchall())
+
     # -- searching ---------------------------------------------------------------------------------------------
 
     def search(self, queries: np.ndarray, k: int = 100) -> PhotoHits:
@@ -531,6 +602,15 @@ class Gallery:
             state = self._current()
             hits = state.search(unit, k, self.settings)
         return state.score_table(hits, aggregate)
+
+    def search_scores(self, queries: np.ndarray, k: int = 200) -> tuple[PhotoHits, ScoreTable]:
+        """Both the k best photos of each query (Q, dim) and the per-individual best scores (Q, I) they give, from
+        one search (as `search` and `score_table` with "max")."""
+        unit = self._unit(queries, "queries", allow_zero=True)
+        with self._lock:
+            state = self._current()
+            hits = state.search(unit, k, self.settings)
+        return hits, state.score_table(hits, "max")
 
     def centroid_table(self, queries: np.ndarray) -> ScoreTable:
         """Cosine (Q, I) of each query to each individual's centroid: the unit mean of its unit embeddings."""

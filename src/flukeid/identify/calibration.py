@@ -1,8 +1,11 @@
-"""Calibrated probabilities from raw cosine scores, fitted on validation queries.
+"""Calibrated probabilities from raw scores, fitted on labelled validation queries.
 
-- ``match``: P(the best-scoring catalogue individual is the query's individual | top-1 score, margin to the
-  second), a logistic regression on validation queries.
-- ``same``: P(same individual | cosine score of a query to an individual), for ``flukeid verify``.
+- ``Isotonic``: P(same individual | a pair's raw score) of one matcher (cosine of embeddings, verified inliers of a
+  local matcher), an isotonic regression on same/different pairs made strictly increasing (WildFusion's
+  calibration, Cermak et al. 2024): scores of different matchers become comparable, so they can be averaged.
+- ``Calibration.match``: P(the best-scoring catalogue individual is the query's individual | top-1 score, margin
+  to the second), a logistic regression on validation queries.
+- ``Calibration.same``: P(same individual | cosine score of a query to an individual), for models not tuned yet.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
 from flukeid.identify.ranking import ScoreTable
@@ -27,6 +31,41 @@ class Logistic:
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-(np.asarray(features, dtype=np.float64) @ np.array(self.weights) + self.bias)))
+
+
+_STRICT = 1e-6
+"""Weight of the strictly increasing term added to an isotonic curve: ties within a step of the curve keep the
+order of their raw scores, without moving any probability by more than a millionth."""
+
+
+@dataclass(frozen=True)
+class Isotonic:
+    """A strictly increasing map from raw scores to P(same individual): linear between the knots ``x`` (K,)
+    ascending and ``y`` (K,) non-decreasing in [0, 1], flat beyond them, plus a tiny strictly increasing term."""
+
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+
+    def __call__(self, scores: np.ndarray | Sequence[float]) -> np.ndarray:
+        values = np.asarray(scores, dtype=np.float64)
+        curve = np.interp(values, self.x, self.y)
+        return np.clip(curve * (1 - _STRICT) + _STRICT * (0.5 + np.arctan(values) / np.pi), 0.0, 1.0)
+
+    @classmethod
+    def fit(cls, scores: np.ndarray | Sequence[float], same: np.ndarray | Sequence[bool]) -> Isotonic:
+        """Fit on pairs: raw ``scores`` (N,) and whether each pair shows one individual (N,)."""
+        values, target = np.asarray(scores, dtype=np.float64), np.asarray(same, dtype=np.float64)
+        if values.size == 0:
+            return cls((0.0,), (0.5,))
+        model = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(values, target)
+        return cls(tuple(float(v) for v in model.X_thresholds_), tuple(float(v) for v in model.y_thresholds_))
+
+    def to_dict(self) -> dict[str, list[float]]:
+        return {"x": list(self.x), "y": list(self.y)}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, list[float]]) -> Isotonic:
+        return cls(tuple(float(v) for v in raw["x"]), tuple(float(v) for v in raw["y"]))
 
 
 @dataclass(frozen=True)

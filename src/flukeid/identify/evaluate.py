@@ -1,16 +1,21 @@
-"""Evaluate a model on a split: embed catalogue and queries, rank, score open-set metrics."""
+"""Evaluate a model on a split: its catalogue part becomes a gallery, its queries go through the model's
+identification pipeline (the same `Identifier` as `flukeid identify`), and open-set metrics are scored."""
 
 from __future__ import annotations
 
+import dataclasses
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from flukeid import NEW_WHALE
 from flukeid.data.splits import Split
-from flukeid.embed import Embeddings, embed_paths
-from flukeid.identify.ranking import Ranking, ScoreTable, individual_scores, novelty_scores, rank, tune_threshold
+from flukeid.gallery.build import build_gallery
+from flukeid.identify.identifier import Identifier, Progress, load_fusion, load_settings
+from flukeid.identify.ranking import Ranking, ScoreTable, novelty_scores, rank, tune_threshold
+from flukeid.identify.settings import IdentifySettings
 from flukeid.metrics import OpenSetScores, open_set_scores
 from flukeid.models.artifact import Artifact
 
@@ -24,11 +29,7 @@ class Evaluation:
     table: ScoreTable
     truths: list[str]  # the answer for each row of ``table``
     queries: list[Path]  # the photo of each row of ``table`` (unreadable ones are left out)
-
-
-def score_queries(gallery: Embeddings, gallery_ids: list[str], queries: Embeddings) -> ScoreTable:
-    """Per-individual max cosine similarity of each query to the catalogue."""
-    return individual_scores(queries.vectors @ gallery.vectors.T, gallery_ids)
+    seconds_per_query: float = 0.0  # scoring only: the gallery's embedding and stored features not counted
 
 
 def evaluate_table(
@@ -43,27 +44,26 @@ def evaluate_table(
 def evaluate_split(
     artifact: Artifact,
     split: Split,
-    cache: Path | None = None,
-    num_workers: int = 2,
-    flip_tta: bool = False,
-    rerank: bool = False,
+    settings: IdentifySettings | None = None,
+    local: bool = True,
+    progress: Progress | None = None,
 ) -> Evaluation:
-    """Score ``split.test`` queries against ``split.train`` with the model's tuned threshold (with ``rerank``,
-    fused with local-feature matches at the weight and threshold of the model's ``rerank.json``)."""
-    catalogue = split.train[split.train["Id"] != NEW_WHALE]
-    gallery = embed_paths(artifact, list(catalogue["path"]), cache=cache, num_workers=num_workers, flip_tta=flip_tta)
-    ids = dict(zip(catalogue["path"].map(Path), catalogue["Id"]))
-    queries = embed_paths(artifact, list(split.test["path"]), cache=cache, num_workers=num_workers, flip_tta=flip_tta)
-    kept = split.test.set_index(split.test["path"].map(Path)).loc[queries.paths]
-    table = score_queries(gallery, [ids[p] for p in gallery.paths], queries)
-    threshold = artifact.threshold
-    if rerank:
-        from flukeid.identify.rerank import FusionFit, Reranker
-
-        fusion = FusionFit.load(artifact.path / "rerank.json")
-        reranker = Reranker.for_labels(catalogue)
-        table, threshold = reranker.fuse(table, reranker.inliers(table, queries.paths), fusion.weight), fusion.threshold
-    return evaluate_table(table, list(kept["Id"]), list(kept["Individual"]), threshold, queries.paths)
+    """Score ``split.test`` queries against ``split.train`` with the model's identify settings and tuned fusion
+    (``local=False``: the embedding alone, with its own threshold). Photos are used as they are: crop both sides
+    first if the model crops."""
+    settings = settings or load_settings(artifact.path)
+    fusion = load_fusion(artifact, settings) if local else None
+    with tempfile.TemporaryDirectory(prefix="flukeid-evaluate-") as tmp:
+        gallery = build_gallery(artifact, split.train, Path(tmp) / "gallery").gallery
+        identifier = Identifier(artifact, gallery, settings, fusion)
+        start = time.perf_counter()
+        scored = identifier.score(list(split.test["path"].map(Path)), progress)
+        seconds = (time.perf_counter() - start) / max(1, len(scored.paths))
+    kept = split.test.set_index(split.test["path"].map(Path)).loc[scored.paths]
+    evaluation = evaluate_table(
+        scored.table, list(kept["Id"]), list(kept["Individual"]), identifier.threshold, scored.paths
+    )
+    return dataclasses.replace(evaluation, seconds_per_query=seconds)
 
 
 def mean_std(values: list[float]) -> str:

@@ -22,15 +22,13 @@ from sqlalchemy.orm import Session
 
 from flukeid import NEW_WHALE
 from flukeid.data.ids import id_problem
-from flukeid.detect.crop import crop_photos
-from flukeid.detect.model import model_detector
-from flukeid.embed import embed_paths
 from flukeid.errors import FlukeidError
 from flukeid.gallery import Gallery
 from flukeid.gallery import Photo as GalleryPhoto
-from flukeid.identify.calibration import Calibration, match_features
+from flukeid.identify.fusion import GLOBAL, PairScores
+from flukeid.identify.identifier import Identifier
 from flukeid.identify.ranking import ScoreTable, rank
-from flukeid.models.artifact import Artifact, load_model
+from flukeid.models.artifact import load_model
 from flukeid.serve.db import Individual, Photo, sessions
 
 SETTINGS_FILE = "catalog.json"
@@ -160,63 +158,64 @@ class Proposals:
 
 
 class Matcher:
-    """Embeds photos with the catalogue's model and ranks the gallery's individuals for an encounter."""
+    """Proposals for an encounter from the catalogue model's `Identifier`: the same pipeline, settings, fusion
+    and threshold as `flukeid identify`, so the service proposes what the command line answers."""
 
-    def __init__(self, artifact: Artifact, gallery: Gallery, photos_per_candidate: int = 3) -> None:
-        gallery.check_model(artifact.model_id)
-        self.artifact, self.gallery = artifact, gallery
-        self.calibration = Calibration.load(artifact.path / "calibration.json")
-        self.threshold = artifact.threshold
-        self.detector = model_detector(artifact.path)
-        self.photos_per_candidate = photos_per_candidate
+    def __init__(self, identifier: Identifier, photos_per_candidate: int = 3) -> None:
+        self.identifier, self.photos_per_candidate = identifier, photos_per_candidate
 
     @classmethod
     def of(cls, settings: CatalogSettings) -> Matcher:
-        return cls(load_model(Path(settings.model)), Gallery.open(Path(settings.gallery)))
+        return cls(Identifier.load(Path(settings.model), Gallery.open(Path(settings.gallery))))
+
+    @property
+    def gallery(self) -> Gallery:
+        return self.identifier.gallery
 
     def embed(self, paths: list[Path]) -> dict[Path, np.ndarray]:
-        """Unit embeddings of readable photos, cropped first by the model's detector when it carries one, as
-        its gallery was (workers 0: a server thread must not fork)."""
-        sources = {p: p for p in paths}
-        if self.detector is not None:
-            sources = {c.path: c.source for c in crop_photos(self.detector, paths, num_workers=0)}
-        embedded = embed_paths(self.artifact, list(sources), num_workers=0)
-        return {sources[p]: v for p, v in zip(embedded.paths, embedded.vectors)}
+        """Unit embeddings of the readable photos, cropped first by the model's detector as its gallery was."""
+        embedded = self.identifier.embed(paths)
+        return dict(zip(embedded.photos, embedded.vectors))
 
-    def _probability_same(self, scores: np.ndarray) -> np.ndarray:
-        if self.calibration is not None:
-            return self.calibration.same(scores.reshape(-1, 1))
-        centre = 0.5 if self.threshold is None else self.threshold
-        return 1.0 / (1.0 + np.exp(-(scores - centre) / 0.05))
-
-    def proposals(self, vectors: np.ndarray, k: int = 5) -> Proposals:
-        """The k individuals most like an encounter's photos (``vectors`` (P, dim)): each individual's score is
-        its best similarity to any of the photos; the new-individual option is placed by the tuned threshold."""
-        table = self.gallery.score_table(vectors)
-        combined = ScoreTable(table.individuals, table.scores.max(axis=0, keepdims=True))
-        if not combined.individuals:
+    def proposals(self, paths: list[Path], k: int = 5) -> Proposals:
+        """The k individuals most like an encounter's photos: each individual's score is its best score for any of
+        them; the new-individual option is placed by the tuned threshold."""
+        scored = self.identifier.score(paths)
+        if not scored.table.individuals or not scored.paths:
             return Proposals([], 1.0, 0)
-        ranking = rank(combined, k=k + 1, threshold=self.threshold)[0]
+        combined = ScoreTable(scored.table.individuals, scored.table.scores.max(axis=0, keepdims=True))
+        ranking = rank(combined, k=k + 1, threshold=self.identifier.threshold)[0]
         names = [name for name in ranking.ids if name != NEW_WHALE][:k]
         new_rank = ranking.ids.index(NEW_WHALE) if NEW_WHALE in ranking.ids else len(names)
         scores = np.array([s for name, s in zip(ranking.ids, ranking.scores) if name != NEW_WHALE][:k])
-        if self.calibration is not None:
-            p_best = float(self.calibration.match(match_features(combined))[0])
-        else:
-            p_best = float(self._probability_same(scores[:1])[0])
+        best_right = self.identifier.probabilities(combined)
         same = self._probability_same(scores)
-        best = self._best_photos(vectors, set(names))
+        p_best = float(best_right[0]) if best_right is not None else float(same[0])
+        best = self._best_photos(scored.pairs, scored.table.individuals, set(names))
         candidates = [
             Candidate(name, float(score), float(p), best.get(name, [])) for name, score, p in zip(names, scores, same)
         ]
         return Proposals(candidates, 1.0 - p_best if math.isfinite(p_best) else 1.0, min(new_rank, len(names)))
 
-    def _best_photos(self, vectors: np.ndarray, names: set[str]) -> dict[str, list[int]]:
-        hits = self.gallery.search(vectors, k=200)
-        order = np.argsort(-hits.similarity, axis=None, kind="stable")
-        ids = [i for i in hits.ids.reshape(-1)[order].tolist() if i >= 0]
+    def _probability_same(self, scores: np.ndarray) -> np.ndarray:
+        """P(same individual) of candidates' scores: fused scores are that already; cosine scores of a model not
+        tuned yet go through its own calibration (or a logistic around its threshold)."""
+        if self.identifier.fusion is not None:
+            return scores
+        calibration = self.identifier.calibration
+        if calibration is not None:
+            return calibration.same(scores.reshape(-1, 1))
+        centre = self.identifier.threshold if self.identifier.threshold is not None else 0.5
+        return 1.0 / (1.0 + np.exp(-(scores - centre) / 0.05))
+
+    def _best_photos(self, pairs: PairScores, individuals: list[str], names: set[str]) -> dict[str, list[int]]:
+        """Each candidate's catalogue photos that scored best against the encounter (its shortlisted pairs)."""
+        score = (
+            pairs.raw[GLOBAL] if self.identifier.fusion is None else self.identifier.fusion.pair_probability(pairs.raw)
+        )
         best: dict[str, list[int]] = {name: [] for name in names}
-        for photo_id, name in zip(ids, self.gallery.photo_individuals(ids)):
+        for row in np.argsort(-score, kind="stable").tolist():
+            name, photo_id = individuals[int(pairs.column[row])], int(pairs.photo[row])
             if name in best and photo_id not in best[name] and len(best[name]) < self.photos_per_candidate:
                 best[name].append(photo_id)
         return best

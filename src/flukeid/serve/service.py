@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from flukeid.data.ids import id_problem
 from flukeid.errors import FlukeidError, ServiceError
+from flukeid.gallery.local import store_local_features
 from flukeid.serve.catalog import UPLOADS, CatalogSettings, Matcher, Proposals, import_gallery, photo_file
 from flukeid.serve.db import Decision, Encounter, Individual, Photo, sessions
 from flukeid.serve.recovery import hold_decisions, reconcile_gallery
@@ -147,7 +148,8 @@ class Curation:
         """Proposals for photos that are not kept (nothing is stored)."""
         with tempfile.TemporaryDirectory() as tmp:
             stored = self._store(files, Path(tmp))
-            return self.matcher.proposals(np.stack(self._embed(stored)), k=k)
+            self._embed(stored)  # refuses unreadable photos
+            return self.matcher.proposals([p.path for p in stored], k=k)
 
     # -- reading -----------------------------------------------------------------------------------------------
 
@@ -163,7 +165,7 @@ class Curation:
     def proposals(self, session: Session, encounter_id: int, k: int = 5) -> Proposals:
         self.encounter(session, encounter_id)
         photos = self.encounter_photos(session, encounter_id)
-        return self.matcher.proposals(np.stack([_vector(p) for p in photos]), k=k)
+        return self.matcher.proposals([photo_file(self.folder, p.path) for p in photos], k=k)
 
     def photos_of_gallery_ids(self, session: Session, gallery_ids: Sequence[int]) -> dict[int, Photo]:
         if not gallery_ids:
@@ -276,13 +278,16 @@ class Curation:
     def _enroll(self, session: Session, photos: list[Photo], individual: str | None) -> list[str]:
         """Add photos to the gallery within the open transaction; returns their image names."""
         vectors = np.stack([_vector(p) for p in photos])
-        ids = self.matcher.gallery.add(
+        identifier = self.matcher.identifier
+        crops = identifier.crops([self.photo_file(p) for p in photos])  # what is matched, as in `gallery build`
+        gallery = self.matcher.gallery
+        ids = gallery.add(
             [p.image for p in photos],
             [individual] * len(photos),
             vectors,
-            paths=[str(self.photo_file(p)) for p in photos],  # absolute: other flukeid commands read them
-            sha1s=[p.sha1 for p in photos],
+            paths=[str(c.resolve()) for c in crops],  # absolute: other flukeid commands read them
         )
+        store_local_features(gallery, identifier.matchers, list(gallery.photos_by_id(ids).values()))
         for photo, gallery_id in zip(photos, ids):
             photo.status, photo.individual_id, photo.gallery_id = "catalogue", individual, gallery_id
         return [p.image for p in photos]

@@ -10,18 +10,19 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from flukeid import NEW_WHALE
 from flukeid.data.transforms import AugmentConfig
-from flukeid.embed import embed_paths
 from flukeid.errors import FlukeidError
-from flukeid.identify.calibration import Calibration, match_features
-from flukeid.identify.ranking import individual_scores, rank
+from flukeid.gallery.build import build_gallery
+from flukeid.identify.identifier import Identifier, load_fusion, load_settings
 from flukeid.models.artifact import Artifact, load_model
 from flukeid.train.config import TrainConfig
 from flukeid.train.engine import TrainResult, train
@@ -41,26 +42,29 @@ class PseudoRun:
 def pseudo_label(
     artifact: Artifact, catalogue: pd.DataFrame, photos: Sequence[Path], min_probability: float, round_: int
 ) -> pd.DataFrame:
-    """Label ``photos`` whose calibrated P(best match right) >= ``min_probability`` (never ``new_whale``)."""
-    calibration = Calibration.load(artifact.path / "calibration.json")
-    if calibration is None:
-        raise FlukeidError(f"{artifact.path}: no calibration.json; tune the model first (`flukeid tune`)")
-    known = catalogue[catalogue["Id"] != NEW_WHALE]
-    gallery = embed_paths(artifact, list(known["path"]))
-    ids = list(known.set_index(known["path"].map(Path)).loc[gallery.paths, "Id"])
-    queries = embed_paths(artifact, photos)
-    if not len(queries.paths) or not ids:
-        return pd.DataFrame(columns=COLUMNS)
-    table = individual_scores(queries.vectors @ gallery.vectors.T, ids)
-    probability = calibration.match(match_features(table))
-    best = [r.ids[0] for r in rank(table, k=1)]
-    keep = [i for i, p in enumerate(probability) if p >= min_probability and best[i] != NEW_WHALE]
+    """Label ``photos`` whose calibrated P(best match right) >= ``min_probability`` (never ``new_whale``), as
+    `flukeid identify` answers them: the model's own pipeline against a gallery of ``catalogue``."""
+    settings = load_settings(artifact.path)
+    with tempfile.TemporaryDirectory(prefix="flukeid-pseudo-") as tmp:
+        gallery = build_gallery(artifact, catalogue, Path(tmp) / "gallery").gallery
+        identifier = Identifier(artifact, gallery, settings, load_fusion(artifact, settings))
+        if identifier.fusion is None and identifier.calibration is None:
+            raise FlukeidError(f"{artifact.path}: not calibrated; tune the model first (`flukeid tune`)")
+        predictions = identifier.identify(photos, k=1, threshold=-np.inf) if len(gallery) else []
+    keep = [
+        p
+        for p in predictions
+        if p.error is None
+        and p.probability is not None
+        and p.probability >= min_probability
+        and p.ranking.ids[0] != NEW_WHALE
+    ]
     return pd.DataFrame(
         {
-            "Image": [queries.paths[i].name for i in keep],
-            "path": [queries.paths[i] for i in keep],
-            "Id": [best[i] for i in keep],
-            "probability": [round(float(probability[i]), 4) for i in keep],
+            "Image": [p.path.name for p in keep],
+            "path": [p.path for p in keep],
+            "Id": [p.ranking.ids[0] for p in keep],
+            "probability": [round(float(p.probability or 0.0), 4) for p in keep],
             "round": round_,
         },
         columns=COLUMNS,
