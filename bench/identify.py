@@ -1,21 +1,24 @@
-"""Identification under the `whale` split (mean of seeds), plus embedding throughput and query latency.
+"""Identification with the Identifier, mean of seeds: frozen features + KNN, each local matcher on the same
+shortlist, and flukeid's default; open (`whale`) and closed protocols; plus embedding throughput and latency.
 
-Methods, each tuned only on the catalogue part of the split (never on the queries):
-- frozen: ImageNet features (GeM-pooled), cosine KNN, new_whale threshold tuned on an open split of the catalogue
-- softmax: the starting system's classifier recipe (configs/softmax.yaml), embeddings from its neck
-- arcface: fine-tuned with configs/arcface.yaml (photos cropped first when the catalogue has boxes), KNN
-- default: flukeid's default pipeline: photos cropped by a fluke detector trained on the catalogue part's boxes
-  (when the catalogue has a boxes file; nyala-dev has none), frozen ImageNet features, and the top 30 individuals
-  re-scored by RootSIFT + RANSAC homography inliers (fusion weight and threshold tuned on an open split of the
-  catalogue). Fine-tuning is left out of it: at the budgets measured in RESULTS.md it did not beat frozen features.
+Every method is a frozen ImageNet model (no training) whose identification (each matcher's calibration, the fusion,
+the new_whale threshold) is fitted on an open split of the catalogue part only, never on the queries:
+- frozen: the embedding alone (cosine KNN, calibrated threshold)
+- +NAME: the embedding and the local matcher NAME fused (mean of calibrated P(same)) over the same shortlist
+- NAME alone: the local matcher's calibrated score decides; the embedding only makes the shortlist
+- default: flukeid's default identify settings (`IdentifySettings()`)
+Photos are cropped by a fluke detector trained on the catalogue part's boxes when the catalogue has boxes
+(synthetic flukes; nyala-dev has none).
 
-    python bench/identify.py --data synthetic --data ../shared/data/nyala-dev --methods frozen softmax arcface default
+    python bench/identify.py --data ../shared/data/nyala-dev --methods frozen +sift +aliked default --seeds 0 1 2
+    python bench/identify.py --data ../shared/data/nyala-dev --protocol closed --methods frozen default
     python bench/identify.py --speed   # throughput and latency only
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import tempfile
 import time
@@ -26,64 +29,79 @@ import numpy as np
 import torch
 from common import boxes_of, catalogue, cropped_split
 
-from flukeid.config import load_config
+from flukeid import NEW_WHALE
 from flukeid.data.check import check_catalogue
 from flukeid.data.splits import make_split
 from flukeid.gallery import Gallery
-from flukeid.identify.evaluate import evaluate_split, mean_std
-from flukeid.identify.tune import frozen_model, tune_model, tune_rerank
-from flukeid.models.artifact import Artifact, load_model
+from flukeid.identify.evaluate import Evaluation, evaluate_split, mean_std
+from flukeid.identify.identifier import save_settings
+from flukeid.identify.ranking import rank
+from flukeid.identify.settings import IdentifySettings
+from flukeid.identify.tune import frozen_model, tune_model
+from flukeid.matchers import MATCHERS, MatcherSettings
+from flukeid.models.artifact import load_model
 from flukeid.progress import setup_logging
-from flukeid.train.config import TrainConfig
-from flukeid.train.engine import train
 
 log = logging.getLogger("bench")
-CONFIG_DIR = Path(__file__).parents[1] / "configs"
-CONFIGS = {"softmax": CONFIG_DIR / "softmax.yaml", "arcface": CONFIG_DIR / "arcface.yaml"}
-FROZEN = ("frozen", "default")
-RERANKED = ("default",)
-CROPPED = ("arcface", "default")
+KEYPOINTS = {"sift": 2000, "aliked": 512, "disk": 512, "xfeat": 1024}
 
 
-def model_for(method: str, split_train, seed: int, args: argparse.Namespace, out: Path) -> Artifact:
-    if method in FROZEN:
-        artifact = frozen_model(args.backbone, out, (args.size, args.size))
-        tune_model(artifact, split_train, seed=seed)
-        if method in RERANKED:
-            tune_rerank(load_model(out), split_train, seed=seed)
-        return load_model(out)
-    overrides = {
-        "model.backbone": args.backbone,
-        "model.image_size": [args.size, args.size],
-        "epochs": args.epochs,
-        "num_workers": args.workers,
-        "seed": seed,
-    }
-    cfg = load_config(TrainConfig, CONFIGS[method], overrides)
-    return load_model(train(split_train, cfg, out, resume=False, progress=False).model_dir)
+def settings_for(method: str, args: argparse.Namespace) -> IdentifySettings:
+    """The identify settings a method name stands for (all with the same shortlist)."""
+    base = dataclasses.replace(IdentifySettings(), shortlist=args.shortlist)
+    if method == "default":
+        return base
+    if method == "frozen":
+        return dataclasses.replace(base, matchers=())
+    name = method.removeprefix("+").removesuffix("-alone")
+    if name not in MATCHERS:
+        raise SystemExit(f"unknown method {method!r}: frozen, default, +NAME or NAME-alone; NAME in {list(MATCHERS)}")
+    matcher = MatcherSettings(name, max_side=args.max_side, keypoints=KEYPOINTS[name])  # type: ignore[arg-type]
+    return dataclasses.replace(base, matchers=(matcher,), fuse_global=not method.endswith("-alone"))
+
+
+def closed_scores(evaluation: Evaluation) -> tuple[float, float]:
+    """Top-1 and top-5 accuracy of the ranking without new_whale (every query is known)."""
+    known = [i for i, t in enumerate(evaluation.truths) if t != NEW_WHALE]
+    ranked = [r.ids for r in rank(evaluation.table, k=5)]
+    return (
+        float(np.mean([ranked[i][0] == evaluation.truths[i] for i in known])),
+        float(np.mean([evaluation.truths[i] in ranked[i] for i in known])),
+    )
 
 
 def accuracy(args: argparse.Namespace) -> None:
     work = Path(args.work or tempfile.mkdtemp(prefix="flukeid-bench-"))
-    print("| data | method | MAP@5 | top-1 known | BAKS | BAUS | new-ind. AUC | s/seed |")
-    print("|---|---|---|---|---|---|---|---|")
+    if args.protocol == "whale":
+        print("| data | method | MAP@5 | top-1 known | new-ind. AUC | s/query | s/seed |")
+        print("|---|---|---|---|---|---|---|")
+    else:
+        print("| data | method | top-1 | top-5 | s/query | s/seed |")
+        print("|---|---|---|---|---|---|")
     for data in args.data:
         root = catalogue(data, work)
         labels, boxes = check_catalogue(root).usable_labels(), boxes_of(root)
         for method in args.methods:
-            runs, seconds = [], []
+            rows, seconds = [], []
             for seed in args.seeds:
                 start = time.time()
-                split = make_split(labels, "whale", seed=seed)
-                out = work / "runs" / f"{Path(data).name}-{method}-{seed}"
-                if method in CROPPED and boxes is not None:
-                    split = cropped_split(split, boxes, out.with_name(out.name + "-detector")).split
-                artifact = model_for(method, split.train, seed, args, out)
-                rerank = method in RERANKED
-                runs.append(evaluate_split(artifact, split, num_workers=args.workers, rerank=rerank).scores)
+                split = make_split(labels, args.protocol, seed=seed)
+                out = work / "runs" / f"{Path(data).name}-{args.protocol}-{method}-{seed}"
+                if boxes is not None:
+                    split = cropped_split(split, boxes, work / "runs" / f"{Path(data).name}-detector-{seed}").split
+                artifact = frozen_model(args.backbone, out, (args.size, args.size))
+                save_settings(out, settings_for(method, args))
+                tune_model(artifact, split.train, seed=seed)
+                evaluation = evaluate_split(load_model(out), split)
+                s = evaluation.scores
+                if args.protocol == "whale":
+                    rows.append((s.map5, s.top1, s.auc, evaluation.seconds_per_query))
+                else:
+                    rows.append((*closed_scores(evaluation), evaluation.seconds_per_query))
                 seconds.append(time.time() - start)
-                log.info("%s %s seed %d: MAP@5 %.3f", data, method, seed, runs[-1].map5)
-            cells = [mean_std([getattr(r, f) for r in runs]) for f in ("map5", "top1", "baks", "baus", "auc")]
+                log.info("%s %s seed %d: %s", data, method, seed, " ".join(f"{v:.3f}" for v in rows[-1]))
+            columns = np.array(rows).T
+            cells = [mean_std(list(c)) for c in columns[:-1]] + [f"{columns[-1].mean():.2f}"]
             print(f"| {Path(data).name} | {method} | {' | '.join(cells)} | {np.mean(seconds):.0f} |", flush=True)
 
 
@@ -143,12 +161,13 @@ def latency(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", action="append", default=None, help="'synthetic' or a catalogue folder")
-    parser.add_argument("--methods", nargs="+", default=["frozen", "softmax", "arcface", "default"])
+    parser.add_argument("--methods", nargs="+", default=["frozen", "default"])
+    parser.add_argument("--protocol", choices=["whale", "closed"], default="whale")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--backbone", default="efficientnet_lite0")
     parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--shortlist", type=int, default=IdentifySettings().shortlist)
+    parser.add_argument("--max-side", type=int, default=512, help="photos matched at most this large (+NAME)")
     parser.add_argument("--work", default=None)
     parser.add_argument("--speed", action="store_true", help="only throughput and latency")
     parser.add_argument("--batch", type=int, default=32)
@@ -159,6 +178,7 @@ def main() -> None:
     if not args.speed:
         args.data = args.data or ["synthetic"]
         accuracy(args)
+        return
     throughput(args)
     latency(args)
 

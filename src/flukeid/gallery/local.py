@@ -45,9 +45,10 @@ def store_local_features(
 
 class FeatureCache:
     """Gallery photos' local features for matching: from memory, else the gallery's database, else extracted
-    (and stored for the next run). ``extracted`` counts the photos whose features had to be extracted."""
+    (and stored for the next run). ``extracted`` counts the photos whose features had to be extracted. At most
+    ``capacity`` photos' features stay in memory (2000 RootSIFT keypoints are about 1 MB a photo)."""
 
-    def __init__(self, gallery: Gallery, capacity: int = 2000) -> None:
+    def __init__(self, gallery: Gallery, capacity: int = 500) -> None:
         self.gallery, self.capacity = gallery, capacity
         self.extracted = 0
         self._memory: OrderedDict[tuple[str, str], LocalFeatures] = OrderedDict()
