@@ -1,5 +1,5 @@
-"""FAISS inner-product indexes over gallery photos, keyed by photo id; per-individual scores from their hits;
-and the versioned cache file of an index.
+"""FAISS inner-product indexes over gallery photos, keyed by photo id, and the versioned cache file of an index;
+what every vector store answers a search with (`PhotoHits`) and its speed/recall knobs (`SearchSettings`).
 
 The index is a cache of the vectors in ``gallery.sqlite``: ``index.faiss`` holds it and ``index.version`` says
 which database version it was built from (with a checksum of the index bytes), so a stale or damaged file is
@@ -19,9 +19,6 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-
-from flukeid import NEW_WHALE
-from flukeid.identify.ranking import ScoreTable
 
 log = logging.getLogger(__name__)
 
@@ -85,24 +82,25 @@ def build_index(kind: str, vectors: np.ndarray, ids: np.ndarray) -> faiss.Index:
     return index
 
 
-def _base(index: faiss.Index) -> faiss.Index:
+def inner_index(index: faiss.Index) -> faiss.Index:
+    """The index inside an id map, downcast to its own class."""
     return faiss.downcast_index(faiss.downcast_index(index).index)
 
 
 def can_add(kind: str, index: faiss.Index, total_after: int) -> bool:
     """Whether adding photos in place gives the index build_index would make for total_after photos
     (near enough: an "ivf" index keeps its trained cells; it is rebuilt when it outgrows flat search)."""
-    exact = isinstance(_base(index), faiss.IndexFlat)
+    exact = isinstance(inner_index(index), faiss.IndexFlat)
     return kind != "ivf" or not exact or total_after < IVF_MIN_VECTORS
 
 
 def can_remove(index: faiss.Index) -> bool:
     """Whether photos can be removed in place (exact indexes only; others are rebuilt)."""
-    return isinstance(_base(index), faiss.IndexFlat)
+    return isinstance(inner_index(index), faiss.IndexFlat)
 
 
-def _search_parameters(index: faiss.Index, settings: SearchSettings) -> faiss.SearchParameters | None:
-    base = _base(index)
+def search_parameters(index: faiss.Index, settings: SearchSettings) -> faiss.SearchParameters | None:
+    base = inner_index(index)
     if isinstance(base, faiss.IndexIVF):
         return faiss.SearchParametersIVF(nprobe=min(settings.nprobe, base.nlist))
     if isinstance(base, faiss.IndexHNSW):
@@ -110,97 +108,13 @@ def _search_parameters(index: faiss.Index, settings: SearchSettings) -> faiss.Se
     return None
 
 
-_FEW_QUERIES = 8
-"""Below this many queries, search the inner index and map ids with numpy: the id map's own OpenMP loop costs
-milliseconds per call on a busy machine (10 ms against 0.4 ms for the HNSW search itself, 100k photos)."""
+def empty_hits(n_queries: int, k: int) -> PhotoHits:
+    """Hits (Q, k) of a search that found nothing: ids -1, similarity -inf."""
+    shape = (n_queries, k)
+    return PhotoHits(np.full(shape, -1, np.int64), np.full(shape, -np.inf, np.float32))
 
 
-def search_index(
-    index: faiss.Index, queries: np.ndarray, k: int, settings: SearchSettings, id_map: np.ndarray | None = None
-) -> PhotoHits:
-    """The k best photos for each unit query (Q, D) float32. ``id_map``: the index's ids in insertion order,
-    when known, for the direct path."""
-    params = _search_parameters(index, settings)
-    if id_map is not None and len(queries) < _FEW_QUERIES:
-        similarity, places = _base(index).search(queries, k, params=params)
-        ids = np.where(places >= 0, id_map[np.maximum(places, 0)], -1)
-    else:
-        similarity, ids = index.search(queries, k, params=params)
-    similarity[ids < 0] = -np.inf
-    return PhotoHits(ids.astype(np.int64), similarity.astype(np.float32))
-
-
-@dataclass(frozen=True)
-class Searchable:
-    """The gallery at one database version, as searched: the index over photo ids (G,) int64 ascending, each
-    photo's individual (G,), the individuals sorted (I,) without `new_whale`, and each photo's column (G,) among
-    them (-1 for `new_whale`)."""
-
-    version: int
-    index: faiss.Index
-    ids: np.ndarray
-    names: list[str]
-    individuals: list[str]
-    columns: np.ndarray
-    ids_in_order: bool  # ids are the index's id map, position for position (the direct search path may map them)
-
-    @classmethod
-    def of(cls, version: int, index: faiss.Index, ids: np.ndarray, names: list[str]) -> Searchable:
-        individuals = sorted(set(names) - {NEW_WHALE})
-        column_of = {name: i for i, name in enumerate(individuals)}
-        columns = np.array([column_of.get(name, -1) for name in names], dtype=np.intp)
-        id_map = faiss.vector_to_array(faiss.downcast_index(index).id_map)
-        return cls(version, index, ids, names, individuals, columns, bool(np.array_equal(id_map, ids)))
-
-    def with_added(
-        self, kind: str, version: int, ids: np.ndarray, names: list[str], vectors: np.ndarray
-    ) -> Searchable | None:
-        """This state with unit vectors (N, D) added in place (ids above all present), or None where the
-        index kind needs a rebuild instead. The index object is changed: discard `self` afterwards."""
-        if not can_add(kind, self.index, len(self.ids) + len(ids)):
-            return None
-        self.index.add_with_ids(vectors, ids)
-        return Searchable.of(version, self.index, np.concatenate([self.ids, ids]), self.names + names)
-
-    def with_removed(self, version: int, ids: np.ndarray) -> Searchable | None:
-        """This state without the photo ids (N,), removed in place, or None where the index needs a rebuild."""
-        if not can_remove(self.index):
-            return None
-        self.index.remove_ids(ids)
-        kept = ~np.isin(self.ids, ids)
-        return Searchable.of(version, self.index, self.ids[kept], [n for n, k in zip(self.names, kept) if k])
-
-    def search(self, queries: np.ndarray, k: int, settings: SearchSettings) -> PhotoHits:
-        """The k best photos for each unit query (Q, D) float32."""
-        if k < 1:
-            raise ValueError(f"k must be at least 1, got {k}")
-        if len(self.ids) == 0 or len(queries) == 0:
-            shape = (len(queries), k)
-            return PhotoHits(np.full(shape, -1, np.int64), np.full(shape, -np.inf, np.float32))
-        return search_index(self.index, queries, k, settings, self.ids if self.ids_in_order else None)
-
-    def score_table(self, hits: PhotoHits, aggregate: str) -> ScoreTable:
-        """Per-individual scores (Q, I) from photo hits (Q, k): best ("max") or mean similarity of the
-        individual's hits, -1 where it has none; `new_whale` hits are left out."""
-        rows, places = np.nonzero(hits.ids >= 0)
-        columns = self.columns[np.searchsorted(self.ids, hits.ids[rows, places])]
-        kept = columns >= 0
-        rows, columns = rows[kept], columns[kept]
-        values = hits.similarity[rows, places[kept]].astype(np.float64)
-        shape = (hits.ids.shape[0], len(self.individuals))
-        if aggregate == "max":
-            scores = np.full(shape, -np.inf)
-            np.maximum.at(scores, (rows, columns), values)
-        else:
-            sums, counts = np.zeros(shape), np.zeros(shape)
-            np.add.at(sums, (rows, columns), values)
-            np.add.at(counts, (rows, columns), 1.0)
-            scores = np.divide(sums, counts, out=np.full(shape, -np.inf), where=counts > 0)
-        scores[np.isneginf(scores)] = -1.0
-        return ScoreTable(list(self.individuals), scores.astype(np.float32), names_checked=True)
-
-
-def _replace(path: Path, data: bytes) -> None:
+def replace_file(path: Path, data: bytes) -> None:
     """Write data to a unique temporary file beside path, then move it over path in one step."""
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -215,9 +129,9 @@ def _replace(path: Path, data: bytes) -> None:
 def save_index(directory: Path, index: faiss.Index, version: int) -> None:
     """Write index.faiss, then index.version naming the database version it holds and its checksum."""
     data = faiss.serialize_index(index).tobytes()
-    _replace(directory / INDEX_FILE, data)
+    replace_file(directory / INDEX_FILE, data)
     stamp = {"version": version, "ntotal": int(index.ntotal), "sha1": hashlib.sha1(data).hexdigest()}
-    _replace(directory / VERSION_FILE, json.dumps(stamp).encode())
+    replace_file(directory / VERSION_FILE, json.dumps(stamp).encode())
 
 
 def _read_stamp(directory: Path) -> dict | None:

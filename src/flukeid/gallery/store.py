@@ -1,17 +1,23 @@
-"""A gallery of catalogue photos on disk: SQLite holds the truth, a FAISS index (a rebuildable cache) searches it.
+"""A gallery of catalogue photos on disk: SQLite holds the truth, a vector store (a rebuildable copy) searches it.
 
 Layout of a gallery folder:
-    gallery.sqlite   photos(id, image, individual, path, sha1, vector) and info(key, value): model_id, dim,
-                     index kind, state ("building" until a build finishes, then "complete") and a version counter
-                     that every write increments, in the same transaction
-    index.faiss      the index of that version, index.version naming it; rebuilt on open when missing or stale
+    gallery.sqlite   photos(id, image, individual, path, sha1, vector), local_features(sha1, matcher, data) and
+                     info(key, value): model_id, dim, index kind, vector store (`flukeid.gallery.vectors`), state
+                     ("building" until a build finishes, then "complete") and a version counter that every write
+                     increments, in the same transaction
+    index.faiss      the FAISS store's index of that version, index.version naming it (milvus.version for a Milvus
+                     store, and milvus.db for its default Milvus Lite database)
     model_path.txt   the model folder `flukeid gallery build` used (so `enroll` needs no --model)
 
-Every write is one SQLite transaction, so a crash mid-write leaves the previous gallery intact; a crash after the
-commit but before the index is written leaves a stale index file, noticed and rebuilt on the next open. A gallery
-is built whole in a temporary sibling folder and renamed into place (`flukeid.gallery.build`); `open` refuses an
-unfinished one (state "building", or an empty never-written gallery of an older flukeid without model_path.txt)
-and `check_build_target` lets a new build replace it.
+Writes go in one order: the SQLite transaction (all or nothing: a crash mid-write leaves the previous gallery
+intact), then the vector store, then its stamp of the version it holds. A failure or crash between the commit and
+the stamp leaves a store out of step with the database; opening the gallery (or its next use in the process
+that failed) notices it (stamp or count differ) and rebuilds the store from the database, so the write counts as
+done once committed. `flukeid gallery rebuild` rebuilds a store on demand, or moves the gallery to another store.
+
+A gallery is built whole in a temporary sibling folder and renamed into place (`flukeid.gallery.build`); `open`
+refuses an unfinished one (state "building", or an empty never-written gallery of an older flukeid without
+model_path.txt) and `check_build_target` lets a new build replace it.
 """
 
 from __future__ import annotations
@@ -34,15 +40,9 @@ from flukeid import NEW_WHALE
 from flukeid.data.ids import id_problem
 from flukeid.errors import FlukeidError
 from flukeid.folders import leftover_folders
-from flukeid.gallery.index import (
-    INDEX_KINDS,
-    PhotoHits,
-    Searchable,
-    SearchSettings,
-    build_index,
-    load_index,
-    save_index,
-)
+from flukeid.gallery.index import INDEX_KINDS, PhotoHits, SearchSettings, empty_hits
+from flukeid.gallery.labels import Labels
+from flukeid.gallery.vectors import StoreSpec, VectorStore, open_store
 from flukeid.identify.ranking import AGGREGATES, ScoreTable, individual_centroids
 
 log = logging.getLogger(__name__)
@@ -236,6 +236,47 @@ def check_build_target(path: Path, replace: bool = False) -> str | None:
     return f"replacing the gallery in {path}"
 
 
+class _VersionWatch:
+    """Whether anything was committed to a database since the last look, in microseconds: SQLite's data_version
+    on one connection kept open for it (opening a connection to read the version costs about 0.5 ms a search).
+    A database file replaced by another (a gallery rebuilt in its place) counts as a change too."""
+
+    def __init__(self, database: Path) -> None:
+        self._database = database
+        self._conn: sqlite3.Connection | None = None
+        self._identity: tuple[int, int, int] | None = None  # the file watched, and by which process
+        self._seen: int | None = None
+
+    def _identity_now(self) -> tuple[int, int, int] | None:
+        try:
+            stat = os.stat(self._database)
+        except OSError:
+            return None
+        return stat.st_dev, stat.st_ino, os.getpid()
+
+    def moved(self) -> bool:
+        """True when the database may have changed since the previous call (always on the first)."""
+        identity = self._identity_now()
+        try:
+            if self._conn is None or identity != self._identity:
+                self.close()
+                self._conn = sqlite3.connect(
+                    f"{self._database.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False
+                )
+                self._identity = identity
+            seen = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        except sqlite3.Error:
+            self.close()
+            return True
+        moved, self._seen = seen != self._seen, seen
+        return moved
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._conn, self._identity, self._seen = None, None, None
+
+
 class Gallery:
     """Catalogue photos with their unit embeddings (dim,), searchable by inner product (cosine similarity).
 
@@ -249,13 +290,19 @@ class Gallery:
         self.model_id = info["model_id"]
         self.dim = int(info["dim"])
         self.index_kind = info["index"]
+        self.store = StoreSpec.of_info(info)
         self.settings = settings or SearchSettings()
         self._database = self.path / DATABASE_FILE
         self._lock = threading.RLock()
-        self._state: Searchable | None = None
+        self._state: Labels | None = None
+        self._vectors: VectorStore = open_store(self.store, self.path, self.dim, self.index_kind, self.settings)
+        self._watch = _VersionWatch(self._database)
 
     def __repr__(self) -> str:
-        return f"Gallery({str(self.path)!r}, model_id={self.model_id!r}, dim={self.dim}, index={self.index_kind!r})"
+        return (
+            f"Gallery({str(self.path)!r}, model_id={self.model_id!r}, dim={self.dim}, index={self.index_kind!r}, "
+            f"store={self.store.kind!r})"
+        )
 
     @classmethod
     def create(
@@ -266,14 +313,18 @@ class Gallery:
         index: str = "flat",
         settings: SearchSettings | None = None,
         building: bool = False,
+        store: str = "faiss",
+        milvus_uri: str | None = None,
     ) -> Gallery:
-        """A new empty gallery in `path` (a new or empty folder) for `dim`-dimensional embeddings of `model_id`.
+        """A new empty gallery in `path` (a new or empty folder) for `dim`-dimensional embeddings of `model_id`,
+        searched through the vector `store` ("faiss", or "milvus" at `milvus_uri`: see `flukeid.gallery.vectors`).
         With `building`, it is marked unfinished (`open` refuses it) until `finish` is called."""
         path = Path(path)
         if index not in INDEX_KINDS:
             raise FlukeidError(f"unknown index kind {index!r}; expected one of {', '.join(INDEX_KINDS)}")
         if dim < 1 or not model_id:
             raise FlukeidError(f"a gallery needs a model id and dim >= 1, got model {model_id!r} and dim {dim}")
+        spec = StoreSpec.new(store, milvus_uri)
         _check_new_folder(path)
         path.mkdir(parents=True, exist_ok=True)
         temporary = path / f".{DATABASE_FILE}.creating"
@@ -285,7 +336,7 @@ class Gallery:
             "index": index,
             "version": "0",
             "state": BUILDING if building else COMPLETE,
-        }
+        } | spec.info()
         conn = sqlite3.connect(temporary)
         try:
             conn.executescript(_SCHEMA + _FEATURES_SCHEMA)
@@ -363,46 +414,86 @@ class Gallery:
                 )
         return np.frombuffer(b"".join(row[1] for row in rows), dtype="<f4").reshape(-1, self.dim).astype(np.float32)
 
-    def _current(self, rebuild: bool = False) -> Searchable:
-        """The searchable state of the database's current version, loading or rebuilding the index if it moved
-        (or rebuilding it anyway)."""
+    def _current(self, rebuild: bool = False) -> Labels:
+        """The labels of the database's current version, with the vector store brought to that version when it
+        moved: reloaded or checked (`VectorStore.sync`), and rebuilt from the database when out of step (or
+        anyway, with `rebuild`)."""
         with self._lock:
+            state = self._state
+            if not rebuild and state is not None and not self._watch.moved():
+                return state
+            self._state = None  # nothing half-updated survives an error below
             with self._transaction() as conn:
                 version = _version(conn)
-                if not rebuild and self._state is not None and self._state.version == version:
-                    return self._state
+                if not rebuild and state is not None and state.version == version:
+                    self._state = state
+                    return state
                 ids, names = _read_labels(conn)
-                index = None if rebuild else load_index(self.path, version, len(ids), self.dim)
-                vectors = self._read_vectors(conn) if index is None else None
+                fresh = rebuild or not self._vectors.sync(version, len(ids))
+                vectors = self._read_vectors(conn) if fresh else None
             if vectors is not None:
-                index = build_index(self.index_kind, vectors, ids)
-            self._state = Searchable.of(version, index, ids, names)
-            if vectors is not None:
-                self._save_index(self._state)
+                self._vectors.rebuild(ids, vectors)
+                self._vectors.mark(version)
+            self._state = Labels.of(version, ids, names)
             return self._state
 
-    def _save_index(self, state: Searchable) -> None:
+    def _after_write(
+        self, version: int, change: Callable[[VectorStore], bool], relabel: Callable[[Labels], Labels]
+    ) -> None:
+        """Bring the vector store and labels to `version`, just committed: the store changed in place where it can
+        and is in step (a shared store, checked before the write, always is), else rebuilt from the database;
+        then stamped with the version."""
+        previous, self._state = self._state, None  # nothing half-updated survives an error below
+        in_step = previous is not None and previous.version == version - 1
         try:
-            save_index(self.path, state.index, state.version)
-        except OSError as exc:
-            log.warning(
-                "%s: cannot write the index file (%s); it is rebuilt when the gallery is opened", self.path, exc
-            )
+            if (in_step or self._vectors.shared) and change(self._vectors):
+                self._vectors.mark(version)
+                self._state = relabel(previous) if in_step and previous is not None else None
+            else:
+                self._current(rebuild=True)
+        except FlukeidError as exc:
+            raise FlukeidError(
+                f"gallery {self.path}: the change is saved in {DATABASE_FILE}, but its {self.store.kind} vector store "
+                f"could not follow ({exc}); the store is rebuilt from the database when the gallery is next used, or "
+                f"now with `flukeid gallery rebuild {self.path}`"
+            ) from exc
 
-    def _after_write(self, version: int, update: Callable[[Searchable, int], Searchable | None]) -> None:
-        """Bring the in-memory index to `version`: in place when it was at the version before and `update`
-        can do it, else by rebuilding from the database; then write the index file."""
-        state, self._state = self._state, None  # nothing half-updated survives an error below
-        updated = update(state, version) if state is not None and state.version == version - 1 else None
-        if updated is None:
-            self._current(rebuild=True)
-        else:
-            self._state = updated
-            self._save_index(updated)
+    def rebuild(self, store: StoreSpec | None = None) -> None:
+        """Rebuild the vector store from the database (to repair it, or retrain an "ivf" index after the gallery has
+        grown); or, given another `store`, move the gallery to it: the new store is filled first, then recorded in
+        the info table, then the old one dropped (left behind with a warning where that fails)."""
+        with self._lock:
+            if store is None or (store.kind, store.milvus_uri) == (self.store.kind, self.store.milvus_uri):
+                self._current(rebuild=True)
+                return
+            new = open_store(store, self.path, self.dim, self.index_kind, self.settings)
+            with self._transaction() as conn:
+                version = _version(conn)
+                ids, _ = _read_labels(conn)
+                vectors = self._read_vectors(conn)
+            new.rebuild(ids, vectors)
+            new.mark(version)
+            with self._transaction(write=True) as conn:
+                conn.execute("DELETE FROM info WHERE key IN ('store', 'milvus_uri', 'milvus_collection')")
+                conn.executemany("INSERT INTO info (key, value) VALUES (?, ?)", store.info().items())
+            old, old_spec = self._vectors, self.store
+            self._vectors, self.store, self._state = new, store, None
+            try:
+                old.drop()
+            except FlukeidError as exc:
+                log.warning("%s: the previous store (%s) is left behind: %s", self.path, old_spec.describe(), exc)
 
     def rebuild_index(self) -> None:
-        """Rebuild the index from the database (e.g. to retrain an "ivf" index after the gallery has grown)."""
-        self._current(rebuild=True)
+        """Rebuild the vector store from the database (as `rebuild`)."""
+        self.rebuild()
+
+    def close(self) -> None:
+        """Let go of the vector store (an in-process Milvus Lite server too) and the database handle; the next call
+        opens them again."""
+        with self._lock:
+            self._vectors.close()
+            self._watch.close()
+            self._state = None
 
     # -- reading -----------------------------------------------------------------------------------------------
 
@@ -435,12 +526,7 @@ class Gallery:
 
     def photo_individuals(self, photo_ids: Sequence[int]) -> list[str | None]:
         """The individual of each photo id, as searched now (None for an id the gallery does not hold)."""
-        with self._lock:
-            state = self._current()
-        if len(state.ids) == 0:
-            return [None] * len(photo_ids)
-        places = np.minimum(np.searchsorted(state.ids, np.asarray(photo_ids, np.int64)), len(state.ids) - 1)
-        return [state.names[p] if state.ids[p] == i else None for p, i in zip(places.tolist(), photo_ids)]
+        return self._current().names_of(photo_ids)
 
     def all_vectors(self) -> np.ndarray:
         """The unit embeddings (G, dim) float32 of all photos, in id order (as `photos()`)."""
@@ -511,6 +597,7 @@ class Gallery:
         if n == 0:
             return []
         with self._lock:
+            self._current()  # the store in step before it is changed
             with self._transaction(write=True) as conn:
                 self._refuse_enrolled(conn, images)
                 last = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'photos'").fetchone()
@@ -519,7 +606,9 @@ class Gallery:
                 conn.executemany(_INSERT, (_photo_row(*row) for row in rows))
                 version = _bump_version(conn)
             self._after_write(
-                version, lambda state, v: state.with_added(self.index_kind, v, ids, list(individuals), unit)
+                version,
+                lambda store: store.add(ids, unit),
+                lambda labels: labels.with_added(version, ids, list(individuals)),
             )
         return ids.tolist()
 
@@ -544,12 +633,16 @@ class Gallery:
         if individual is None and images is None:
             raise FlukeidError("Gallery.remove needs an individual or images; nothing was removed")
         with self._lock:
+            self._current()  # the store in step before it is changed
             with self._transaction(write=True) as conn:
                 ids = self._ids_to_remove(conn, individual, list(images or []))
                 conn.executemany("DELETE FROM photos WHERE id = ?", ((i,) for i in ids))
                 version = _bump_version(conn) if ids else None
             if version is not None:
-                self._after_write(version, lambda state, v: state.with_removed(v, np.array(ids, np.int64)))
+                gone = np.array(ids, np.int64)
+                self._after_write(
+                    version, lambda store: store.remove(gone), lambda labels: labels.with_removed(version, gone)
+                )
         return len(ids)
 
     # -- local features ----------------------------------------------------------------------------------------
@@ -585,32 +678,36 @@ class Gallery:
 
     # -- searching ---------------------------------------------------------------------------------------------
 
+    def _search(self, unit: np.ndarray, k: int) -> tuple[Labels, PhotoHits]:
+        """The labels searched and the k best photos (Q, k) of unit queries (Q, dim), from the store in step."""
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        with self._lock:
+            labels = self._current()
+            if len(labels.ids) == 0 or len(unit) == 0:
+                return labels, empty_hits(len(unit), k)
+            return labels, self._vectors.search(unit, k)
+
     def search(self, queries: np.ndarray, k: int = 100) -> PhotoHits:
         """The k photos most similar to each query (Q, dim) (re-normalised), best first."""
-        unit = self._unit(queries, "queries", allow_zero=True)
-        with self._lock:
-            return self._current().search(unit, k, self.settings)
+        return self._search(self._unit(queries, "queries", allow_zero=True), k)[1]
 
     def score_table(self, queries: np.ndarray, k: int = 200, aggregate: str = "max") -> ScoreTable:
-        """Per-individual scores (Q, I) over all the gallery's individuals (sorted), from each query's k best
-        photos: "max" takes an individual's best hit, "mean" the mean of its photos among the hits. Individuals
-        with no photo among the hits score -1 (the lowest cosine); `new_whale` photos are left out."""
+        """Per-individual scores (Q, P) from each query's (Q, dim) k best photos, over the P individuals (sorted)
+        with a photo among the hits of some query of the batch: "max" takes an individual's best hit, "mean" the
+        mean of its photos among the hits. An individual with no photo among a query's hits scores -1 there (the
+        lowest cosine); individuals with no hit at all have no column (as if scored -1); `new_whale` photos are
+        left out. Costs about the search itself: no row over every individual of the gallery."""
         if aggregate not in AGGREGATES:
             raise ValueError(f"unknown aggregate {aggregate!r}; expected one of {', '.join(AGGREGATES)}")
-        unit = self._unit(queries, "queries", allow_zero=True)
-        with self._lock:
-            state = self._current()
-            hits = state.search(unit, k, self.settings)
-        return state.score_table(hits, aggregate)
+        labels, hits = self._search(self._unit(queries, "queries", allow_zero=True), k)
+        return labels.score_table(hits, aggregate)
 
     def search_scores(self, queries: np.ndarray, k: int = 200) -> tuple[PhotoHits, ScoreTable]:
-        """Both the k best photos of each query (Q, dim) and the per-individual best scores (Q, I) they give, from
+        """Both the k best photos of each query (Q, dim) and the per-individual best scores (Q, P) they give, from
         one search (as `search` and `score_table` with "max")."""
-        unit = self._unit(queries, "queries", allow_zero=True)
-        with self._lock:
-            state = self._current()
-            hits = state.search(unit, k, self.settings)
-        return hits, state.score_table(hits, "max")
+        labels, hits = self._search(self._unit(queries, "queries", allow_zero=True), k)
+        return hits, labels.score_table(hits, "max")
 
     def centroid_table(self, queries: np.ndarray) -> ScoreTable:
         """Cosine (Q, I) of each query to each individual's centroid: the unit mean of its unit embeddings."""
