@@ -16,9 +16,11 @@ import pandas as pd
 
 from flukeid import NEW_WHALE
 from flukeid.embed import Progress, embed_paths
+from flukeid.errors import FlukeidError
 from flukeid.folders import replacing_folder
 from flukeid.gallery.local import store_local_features
-from flukeid.gallery.store import MODEL_LINK, Gallery, check_build_target, check_individuals
+from flukeid.gallery.store import MODEL_LINK, Gallery, check_build_target, check_individuals, store_of
+from flukeid.gallery.vectors import StoreSpec, forget_store, release_store
 from flukeid.matchers import LocalMatcher
 from flukeid.models.artifact import Artifact
 
@@ -40,27 +42,54 @@ def build_gallery(
     progress: Progress | None = None,
     replace: bool = False,
     matchers: Sequence[LocalMatcher] = (),
+    store: str = "faiss",
+    milvus_uri: str | None = None,
 ) -> BuiltGallery:
     """Embed labelled rows (Image, Id, path; ``new_whale`` rows skipped) into a new gallery at ``path``, which
-    records the model's folder, with the photos' local features for ``matchers``. ``path`` must be new, an empty
+    records the model's folder, with the photos' local features for ``matchers``, searched through the vector
+    ``store`` ("faiss", or "milvus" at ``milvus_uri``: `flukeid.gallery.vectors`). ``path`` must be new, an empty
     folder or an unfinished gallery; with ``replace`` a complete gallery there is replaced too (it stays until the
-    new one is complete)."""
+    new one is complete; a Milvus collection of the old one is dropped afterwards)."""
     path = Path(path)
     replaced = check_build_target(path, replace)
+    StoreSpec.new(store, milvus_uri)  # refuses a store that cannot be used before the long part
+    old_store = _store_of(path) if replaced else None
     known = labels[labels["Id"] != NEW_WHALE]
     check_individuals(list(known["Image"]), list(known["Id"]))  # before the long part: embedding
     embedded = embed_paths(artifact, list(known["path"]), progress=progress)
     by_path = known.set_index(known["path"].map(Path))
     rows = by_path.loc[embedded.paths]
     with replacing_folder(path) as folder:
-        gallery = Gallery.create(folder, artifact.model_id, artifact.model.dim, index=index, building=True)
-        gallery.add(
-            list(rows["Image"]), list(rows["Id"]), embedded.vectors, paths=[str(p.resolve()) for p in embedded.paths]
+        gallery = Gallery.create(
+            folder, artifact.model_id, artifact.model.dim, index, building=True, store=store, milvus_uri=milvus_uri
         )
-        (folder / MODEL_LINK).write_text(str(Path(artifact.path).resolve()))
-        store_local_features(gallery, matchers, progress=progress)
-        gallery.finish()
-        check_build_target(path, replace)  # what was there may have changed during the build
+        try:
+            gallery.add(
+                list(rows["Image"]),
+                list(rows["Id"]),
+                embedded.vectors,
+                paths=[str(p.resolve()) for p in embedded.paths],
+            )
+            (folder / MODEL_LINK).write_text(str(Path(artifact.path).resolve()))
+            store_local_features(gallery, matchers, progress=progress)
+            gallery.finish()
+            check_build_target(path, replace)  # what was there may have changed during the build
+        except BaseException:
+            gallery.discard()  # a Milvus server keeps no collection of a build that did not finish
+            raise
+        gallery.close()  # an in-process Milvus Lite server lets go of the folder before it is renamed
+        if old_store is not None:
+            release_store(old_store, path)
+    if old_store is not None:
+        forget_store(old_store, path)
     if replaced:
         log.info("%s", replaced)
     return BuiltGallery(Gallery.open(path, gallery.settings), embedded.failed, replaced)
+
+
+def _store_of(path: Path) -> StoreSpec | None:
+    """The vector store of the gallery a build replaces, None where it cannot be read."""
+    try:
+        return store_of(path)
+    except FlukeidError:
+        return None

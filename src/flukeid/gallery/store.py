@@ -210,6 +210,17 @@ def _unfinished(path: Path, info: dict[str, str]) -> str | None:
     return None
 
 
+def _finished_info(path: Path) -> dict[str, str]:
+    """The info table of the gallery in folder `path`; FlukeidError unless it is a finished gallery."""
+    info = _read_info(path)
+    reason = _unfinished(path, info)
+    if reason is not None:
+        raise FlukeidError(
+            f"{path}: an unfinished gallery ({reason}); build it again with {_rebuild_hint(path)}, which replaces it"
+        )
+    return info
+
+
 def check_build_target(path: Path, replace: bool = False) -> str | None:
     """Raise unless a new gallery may be built at `path`; what the build will replace there, if anything.
 
@@ -234,6 +245,25 @@ def check_build_target(path: Path, replace: bool = False) -> str | None:
             "command line, replace=True in Python); the old gallery stays until the new one is complete"
         )
     return f"replacing the gallery in {path}"
+
+
+def store_of(path: Path) -> StoreSpec:
+    """The vector store recorded by the gallery in folder ``path`` (opened or not)."""
+    return StoreSpec.of_info(_read_info(Path(path)))
+
+
+def rebuild_store(path: Path, store: str | None = None, milvus_uri: str | None = None) -> StoreSpec:
+    """Rebuild the vector store of the gallery in folder `path` from its database, or move the gallery to `store`
+    (at `milvus_uri`; a URI alone means "milvus"), as `Gallery.rebuild`, without opening the store it has first
+    (it may be out of reach: a Milvus server gone). Returns the store the gallery now uses."""
+    path = Path(path)
+    gallery = Gallery(path, _finished_info(path))
+    wanted = None if store is None and milvus_uri is None else StoreSpec.new(store or "milvus", milvus_uri)
+    try:
+        gallery.rebuild(wanted)
+        return gallery.store
+    finally:
+        gallery.close()
 
 
 class _VersionWatch:
@@ -354,15 +384,7 @@ class Gallery:
     def open(cls, path: Path, settings: SearchSettings | None = None) -> Gallery:
         """The gallery in folder `path`; its index is rebuilt from the database if missing or stale. An unfinished
         gallery (its build was interrupted) is refused: build it again."""
-        path = Path(path)
-        info = _read_info(path)
-        reason = _unfinished(path, info)
-        if reason is not None:
-            raise FlukeidError(
-                f"{path}: an unfinished gallery ({reason}); build it again with {_rebuild_hint(path)}, "
-                "which replaces it"
-            )
-        gallery = cls(path, info, settings)
+        gallery = cls(path, _finished_info(Path(path)), settings)
         gallery._current()
         gallery._add_features_table()
         return gallery
@@ -488,12 +510,22 @@ class Gallery:
         self.rebuild()
 
     def close(self) -> None:
-        """Let go of the vector store (an in-process Milvus Lite server too) and the database handle; the next call
-        opens them again."""
+        """Let go of the vector store and the database handle; the next call opens them again. An in-process Milvus
+        Lite server stops too, for every handle of this process on that database."""
         with self._lock:
             self._vectors.close()
             self._watch.close()
             self._state = None
+
+    def discard(self) -> None:
+        """Drop what the vector store keeps (a Milvus collection, the FAISS index file) and close: for a gallery
+        being thrown away, such as an interrupted build's. Best effort: a failure is logged, not raised."""
+        with self._lock:
+            try:
+                self._vectors.drop()
+            except Exception as exc:  # the caller is already failing for a reason of its own
+                log.warning("%s: cannot drop the vector store (%s)", self.path, exc)
+            self.close()
 
     # -- reading -----------------------------------------------------------------------------------------------
 

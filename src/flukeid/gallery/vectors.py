@@ -17,6 +17,7 @@ the database and the store, a store wiped) and rebuilds it from the database.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,8 @@ import numpy as np
 
 from flukeid.errors import FlukeidError
 from flukeid.gallery.index import PhotoHits, SearchSettings
+
+log = logging.getLogger(__name__)
 
 STORE_KINDS: tuple[str, ...] = ("faiss", "milvus")
 DEFAULT_MILVUS_DB = "milvus.db"
@@ -134,6 +137,10 @@ class StoreSpec:
             return str(Path(directory).resolve() / uri)
         return uri
 
+    def inside(self) -> bool:
+        """Whether the store lives in the gallery folder (FAISS's file, the default Milvus Lite database)."""
+        return self.kind == "faiss" or (is_lite(str(self.milvus_uri)) and not Path(str(self.milvus_uri)).is_absolute())
+
     def describe(self) -> str:
         """The store in words, for `flukeid gallery info`."""
         if self.kind == "faiss":
@@ -169,3 +176,25 @@ def open_store(spec: StoreSpec, directory: Path, dim: int, index: str, settings:
     from flukeid.gallery.faiss_store import FaissStore
 
     return FaissStore(directory, dim, index, settings)
+
+
+def release_store(spec: StoreSpec, directory: Path) -> None:
+    """Stop this process's Milvus Lite server of the gallery in ``directory``, if one runs, before that folder is
+    replaced (a server left running would go on serving the replaced folder's database)."""
+    if spec.kind == "milvus" and is_lite(str(spec.milvus_uri)):
+        from flukeid.gallery.milvus_store import release_lite
+
+        release_lite(spec.uri(directory))
+
+
+def forget_store(spec: StoreSpec, directory: Path) -> None:
+    """Once the gallery in ``directory`` has been replaced: drop its Milvus collection where that outlives the folder
+    (on a server, or in a Milvus Lite database elsewhere); a warning where that fails."""
+    if spec.inside():
+        return
+    from flukeid.gallery.milvus_store import drop_collection
+
+    try:
+        drop_collection(spec.uri(directory), str(spec.collection))
+    except FlukeidError as exc:
+        log.warning("%s: the replaced gallery's collection %s is left behind: %s", directory, spec.collection, exc)
