@@ -213,6 +213,45 @@ def test_a_catalogue_id_flukeid_cannot_write_stops_the_build_before_embedding(
     assert not (tmp_path / "g").exists()
 
 
+# -- vector stores -----------------------------------------------------------------------------------------------------
+
+
+def test_a_milvus_gallery_is_built_shown_rebuilt_replaced_and_moved(
+    world: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("pymilvus")
+    out = tmp_path / "gallery"
+    assert build(world, out, "--store", "milvus") == 0
+    assert_complete(world, out)
+    capsys.readouterr()
+    assert main(["gallery", "info", str(out)]) == 0
+    assert "store milvus (Milvus Lite milvus.db, collection flukeid_" in capsys.readouterr().out
+    assert main(["gallery", "rebuild", str(out)]) == 0
+    assert "rebuilt the vector store" in capsys.readouterr().out
+    assert build(world, out, "--store", "milvus", "--replace") == 0  # in the process that served the old one
+    gallery = Gallery.open(out)
+    vectors = gallery.all_vectors()
+    assert gallery.search(vectors, k=1).ids[:, 0].tolist() == [p.id for p in gallery.photos()]
+    capsys.readouterr()
+    assert main(["gallery", "rebuild", str(out), "--store", "faiss"]) == 0
+    assert "store faiss (embedded)" in capsys.readouterr().out
+    assert not (out / "milvus.db").exists()
+    assert Gallery.open(out).search(vectors, k=1).ids[:, 0].tolist() == [p.id for p in gallery.photos()]
+
+
+def test_store_options_are_refused_before_embedding(
+    world: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    capsys.readouterr()
+    assert build(world, tmp_path / "g", "--milvus-uri", "x.db") == 1
+    assert "--milvus-uri is for the milvus store" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "pymilvus", None)  # as if not installed
+    assert build(world, tmp_path / "g", "--store", "milvus") == 1
+    err = capsys.readouterr().err
+    assert "pip install -e '.[scale]'" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "g").exists()
+
+
 # -- the folder helper -------------------------------------------------------------------------------------------------
 
 

@@ -47,6 +47,16 @@ def _model_of(gallery: Path, model: Path | None) -> Path:
     return Path(link.read_text().strip())
 
 
+_STORE_HELP = (
+    "Vector store: faiss (embedded, one machine, up to a few million photos) or milvus (Milvus Lite in-process, or "
+    "a Milvus server with --milvus-uri; needs pip install -e '.[scale]')."
+)
+_MILVUS_URI_HELP = (
+    "Milvus for --store milvus: a Milvus Lite database path ending in .db (default: milvus.db in the gallery "
+    "folder) or a server URI such as http://host:19530 (collection flukeid_<uid>, shown by `gallery info`)."
+)
+
+
 @gallery_app.command("build")
 def gallery_build(
     model: Path = typer.Argument(..., help="Model directory (from flukeid train)."),
@@ -55,21 +65,33 @@ def gallery_build(
     index: str = typer.Option("flat", help="flat (exact), hnsw or ivf (large catalogues)."),
     crop: Path | None = typer.Option(None, help="Detector folder to crop photos with (default: the model's own)."),
     replace: bool = typer.Option(False, help="Replace a complete gallery at --out (kept until the new one is done)."),
+    store: str = typer.Option("faiss", help=_STORE_HELP),
+    milvus_uri: str | None = typer.Option(None, help=_MILVUS_URI_HELP),
 ) -> None:
     """Embed a catalogue's labelled photos into a new gallery, built whole or not at all (an interrupted build's
     unfinished gallery is replaced)."""
     from flukeid.folders import leftover_folders
     from flukeid.gallery.build import build_gallery
     from flukeid.gallery.store import check_build_target
+    from flukeid.gallery.vectors import StoreSpec
     from flukeid.identify.identifier import model_matchers
     from flukeid.models.artifact import load_model
 
     check_build_target(out, replace)  # before the long part
+    StoreSpec.new(store, milvus_uri)
     labels = crop_rows(usable_labels(data), model, crop)
     matchers = model_matchers(model)
     with progress_bar("embedding catalogue, extracting local features") as update:
         built = build_gallery(
-            load_model(model), labels, out, index=index, progress=update, replace=replace, matchers=matchers
+            load_model(model),
+            labels,
+            out,
+            index=index,
+            progress=update,
+            replace=replace,
+            matchers=matchers,
+            store=store,
+            milvus_uri=milvus_uri,
         )
     gallery = built.gallery
     if built.replaced:
@@ -84,15 +106,30 @@ def gallery_build(
 
 @gallery_app.command("info")
 def gallery_info(gallery: Path = typer.Argument(..., help="Gallery folder.")) -> None:
-    """Photos, individuals, index kind and model of a gallery."""
+    """Photos, individuals, index kind, vector store and model of a gallery."""
     from flukeid.gallery import Gallery
 
     g = Gallery.open(gallery)
     features = ", ".join(f"{key} {n}" for key, n in sorted(g.local_feature_counts().items())) or "none"
     stdout.print(
-        f"{gallery}: {len(g)} photos, {len(g.individuals())} individuals, index {g.index_kind}, model {g.model_id}; "
-        f"stored local features: {features}"
+        f"{gallery}: {len(g)} photos, {len(g.individuals())} individuals, index {g.index_kind}, "
+        f"store {g.store.describe()}, model {g.model_id}; stored local features: {features}"
     )
+
+
+@gallery_app.command("rebuild")
+def gallery_rebuild(
+    gallery: Path = typer.Argument(..., help="Gallery folder."),
+    store: str | None = typer.Option(None, help="Move the gallery to this vector store (faiss or milvus)."),
+    milvus_uri: str | None = typer.Option(None, help=_MILVUS_URI_HELP),
+) -> None:
+    """Rebuild a gallery's vector store from its database (gallery.sqlite holds the truth), or move the gallery to
+    another store with --store: the new store is filled first, then recorded, then the old one dropped."""
+    from flukeid.gallery.store import Gallery, rebuild_store
+
+    spec = rebuild_store(gallery, store, milvus_uri)
+    g = Gallery.open(gallery)
+    stdout.print(f"rebuilt the vector store of {gallery} from its database: {len(g)} photos, store {spec.describe()}")
 
 
 def enroll(
