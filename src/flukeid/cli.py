@@ -15,6 +15,7 @@ from flukeid.cli_detect import register as register_detect
 from flukeid.cli_identify import register as register_identify
 from flukeid.cli_serve import register as register_serve
 from flukeid.data.images import DEFAULT_MAX_PIXELS
+from flukeid.embed_ray import RAY_HELP
 from flukeid.errors import FlukeidError
 from flukeid.progress import console, progress_bar, setup_logging, stdout
 
@@ -276,6 +277,50 @@ def distill_command(
         f" img/s ({result.student_images_per_s / max(result.teacher_images_per_s, 1e-9):.1f}x)\n"
         f"student model: {result.model_dir}"
     )
+
+
+def _some_failures(failed: dict[Path, str], shown: int = 5) -> str:
+    """Unreadable photos and why, on one line (the first ``shown``)."""
+    reasons = [why if str(path) in why else f"{path}: {why}" for path, why in failed.items()]
+    more = f"; and {len(failed) - shown} more" if len(failed) > shown else ""
+    return "; ".join(reasons[:shown]) + more
+
+
+@app.command("embed")
+def embed_command(
+    model: Path = typer.Argument(..., help="Model directory."),
+    inputs: list[Path] = typer.Argument(..., help="Photos, folders of photos, or catalogue folders."),
+    out: Path = typer.Option(..., "--out", help="Embeddings file (.npz); run again with it to resume or add photos."),
+    ray: str | None = typer.Option(None, "--ray", metavar="ADDRESS", help=RAY_HELP),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Photos embedded per batch."),
+) -> None:
+    """Embed photos into an embeddings file (image, path, content sha1, individual, vector), cropped by the model's
+    detector as identify crops them. Photos the file holds already (same path, content and model) are skipped;
+    progress is kept as it goes, so an interrupted run resumes. Unreadable photos are reported and left out."""
+    from contextlib import nullcontext
+
+    from flukeid.detect.model import model_detector
+    from flukeid.embed import check_embeddings_path, embed_to_file, local_batches, photo_inputs
+    from flukeid.models.artifact import load_model
+
+    check_embeddings_path(out)
+    artifact = load_model(model)
+    photos = photo_inputs(inputs)
+    detector = model_detector(model)
+    if ray is None:
+        batches, session = local_batches(artifact, detector, batch_size), nullcontext()
+    else:
+        from flukeid.embed_ray import ray_batches, ray_session
+
+        batches, session = ray_batches(model, detector.path if detector else None, batch_size), ray_session(ray)
+    with session, progress_bar("embedding") as update:
+        run = embed_to_file(artifact.model_id, artifact.model.dim, photos, out, batches, progress=update)
+    stdout.print(
+        f"{run.embedded} photo(s) embedded, {run.skipped} already in {out} (skipped), {len(run.failed)} unreadable; "
+        f"{out} holds {run.total} photo(s) of model {artifact.model_id}"
+    )
+    if run.failed:
+        stdout.print(f"unreadable (tried again next run): {escape(_some_failures(run.failed))}", highlight=False)
 
 
 @app.command()

@@ -192,6 +192,13 @@ def identify_command(
     threshold: float | None = typer.Option(None, help="new_whale threshold (default: the model's tuned one)."),
     report: bool = typer.Option(True, help="Write the HTML report with thumbnails."),
     crop: Path | None = typer.Option(None, help="Detector folder to crop photos with (default: the model's own)."),
+    ray: str | None = typer.Option(
+        None,
+        "--ray",
+        metavar="ADDRESS",
+        help="Crop and embed on Ray (the search and local matching run here): 'local' (a Ray on this machine), "
+        "'auto' (the cluster this machine is a node of) or a cluster's address, e.g. ray://HEAD:10001.",
+    ),
 ) -> None:
     """Top-5 individuals (or new_whale) for each photo with the model's pipeline (shortlist by the embedding, local
     matchers, calibrated fusion): Kaggle submission, JSON lines and an HTML report."""
@@ -205,8 +212,17 @@ def identify_command(
     identifier = Identifier.load(model, g)
     if crop is not None:
         identifier.detector = load_detector(crop)
-    with progress_bar("identifying") as update:
-        predictions = identifier.identify(image_paths(images), threshold=threshold, progress=update)
+    paths = image_paths(images)
+    if ray is None:
+        with progress_bar("identifying") as update:
+            predictions = identifier.identify(paths, threshold=threshold, progress=update)
+    else:
+        from flukeid.embed_ray import ray_embed, ray_session
+
+        with ray_session(ray), progress_bar("embedding on Ray") as update:
+            embedded = ray_embed(identifier, paths, progress=update)
+        with progress_bar("identifying") as update:
+            predictions = identifier.identify_embedded(paths, embedded, threshold=threshold, progress=update)
     written = write_outputs(predictions, out)
     if report:
         best = {p.individual: Path(p.path) for p in reversed(g.photos()) if p.path}

@@ -1,4 +1,6 @@
-"""Batched embedding of photos, on GPU or CPU, with an on-disk cache keyed by image content + model.
+"""Batched embedding of photos, on GPU or CPU, with an on-disk cache keyed by image content + model; and embeddings
+files (``flukeid embed``): photos -> one ``.npz`` of image name, path, content sha1, individual and vector, written
+resumably (progress kept in chunk files next to it, the file itself replaced whole).
 
 Photos that fail to decode are reported (path and reason) and skipped; the batch goes on.
 """
@@ -7,18 +9,26 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
+import os
+import shutil
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from flukeid.data.catalogue import is_image, load_catalogue
 from flukeid.data.images import read_image
 from flukeid.data.transforms import build_transform, to_tensor
-from flukeid.errors import ImageError
+from flukeid.errors import CatalogueError, FlukeidError, ImageError
 from flukeid.models.artifact import Artifact
+
+if TYPE_CHECKING:
+    from flukeid.detect.model import Detector
+    from flukeid.identify.identifier import Embedded, Identifier
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
@@ -117,3 +127,264 @@ def embed_paths(
     dim = artifact.model.dim
     vectors = np.stack([found[p] for p in kept]).astype(np.float32) if kept else np.zeros((0, dim), np.float32)
     return Embeddings(kept, vectors, failed)
+
+
+# -- embeddings files ----------------------------------------------------------------------------------------------
+
+EMBEDDINGS_SUFFIX = ".npz"
+CHUNK = 256
+"""Photos per chunk file: an interrupted run loses at most this many embeddings."""
+Batches = Callable[[list[Path]], Iterator["Embedded"]]
+"""Embeds photos batch by batch (locally or on Ray), each batch as `Identifier.embed` gives it."""
+
+
+@dataclass(frozen=True)
+class PhotoInput:
+    """A photo to embed: ``name`` (the catalogue's Image, else the file name), ``path``, and ``individual`` when a
+    catalogue labels it ('' otherwise)."""
+
+    name: str
+    path: Path
+    individual: str = ""
+
+
+@dataclass(frozen=True)
+class EmbeddingTable:
+    """The rows of an embeddings file, all of one model: image name, absolute path, content sha1, individual ('' when
+    unknown) and unit vector (N, D) float32."""
+
+    model_id: str
+    image: np.ndarray
+    path: np.ndarray
+    sha1: np.ndarray
+    individual: np.ndarray
+    vector: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.path)
+
+    @classmethod
+    def empty(cls, model_id: str, dim: int) -> EmbeddingTable:
+        text = np.array([], dtype=str)
+        return cls(model_id, text, text, text, text, np.zeros((0, dim), np.float32))
+
+    @classmethod
+    def of(
+        cls, model_id: str, photos: Sequence[PhotoInput], sha1s: Sequence[str], vectors: np.ndarray
+    ) -> EmbeddingTable:
+        return cls(
+            model_id,
+            np.array([p.name for p in photos], dtype=str),
+            np.array([str(p.path.resolve()) for p in photos], dtype=str),
+            np.array(sha1s, dtype=str),
+            np.array([p.individual for p in photos], dtype=str),
+            np.asarray(vectors, np.float32),
+        )
+
+    def keys(self) -> set[tuple[str, str]]:
+        """(absolute path, content sha1) of every row."""
+        return set(zip(self.path.tolist(), self.sha1.tolist()))
+
+    def save(self, path: Path) -> None:
+        """Write whole or not at all (a temporary sibling renamed into place)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            with tmp.open("wb") as file:
+                np.savez(
+                    file,
+                    model_id=np.array(self.model_id),
+                    image=self.image,
+                    path=self.path,
+                    sha1=self.sha1,
+                    individual=self.individual,
+                    vector=self.vector,
+                )
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+
+def load_embeddings(path: Path) -> EmbeddingTable:
+    """An embeddings file written by `embed_to_file` (FlukeidError naming the file when it is not one)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            fields = {k: data[k] for k in ("image", "path", "sha1", "individual", "vector")}
+            model_id = str(data["model_id"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise FlukeidError(
+            f"{path}: not a flukeid embeddings file ({exc}); delete it or write to another --out"
+        ) from exc
+    return EmbeddingTable(model_id, **fields)
+
+
+def merge_tables(model_id: str, dim: int, tables: Sequence[EmbeddingTable]) -> EmbeddingTable:
+    """Rows of all ``tables`` in order, one per path: a later row replaces an earlier one (a photo re-embedded
+    after its content changed)."""
+    if not tables:
+        return EmbeddingTable.empty(model_id, dim)
+    path = np.concatenate([t.path for t in tables])
+    last = {p: i for i, p in enumerate(path.tolist())}
+    keep = np.array(sorted(last.values()), dtype=np.int64)
+
+    def column(name: str) -> np.ndarray:
+        return np.concatenate([getattr(t, name) for t in tables])[keep]
+
+    vector = np.concatenate([t.vector for t in tables])[keep].astype(np.float32)
+    return EmbeddingTable(model_id, column("image"), path[keep], column("sha1"), column("individual"), vector)
+
+
+def parts_folder(out: Path) -> Path:
+    """Where an unfinished run into ``out`` keeps its chunk files."""
+    return out.with_name(out.name + ".parts")
+
+
+def _stored(out: Path, model_id: str, dim: int) -> EmbeddingTable:
+    """What ``out`` and the chunk files of an interrupted run hold, refused when of another model."""
+    files = ([out] if out.is_file() else []) + sorted(parts_folder(out).glob("chunk-*" + EMBEDDINGS_SUFFIX))
+    tables = [load_embeddings(f) for f in files]
+    for file, table in zip(files, tables):
+        if table.model_id != model_id:
+            raise FlukeidError(
+                f"{file} holds embeddings of model {table.model_id}, not of this model ({model_id}): "
+                "write to another --out, or delete it to start again"
+            )
+    return merge_tables(model_id, dim, tables)
+
+
+def _write_chunk(out: Path, table: EmbeddingTable) -> None:
+    if not len(table):
+        return
+    folder = parts_folder(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    number = len(list(folder.glob("chunk-*" + EMBEDDINGS_SUFFIX)))
+    while (folder / f"chunk-{number:06d}{EMBEDDINGS_SUFFIX}").exists():
+        number += 1
+    table.save(folder / f"chunk-{number:06d}{EMBEDDINGS_SUFFIX}")
+
+
+def photo_inputs(items: Sequence[Path]) -> list[PhotoInput]:
+    """Photos as given (a missing one is reported when embedded); a folder: its photos (sorted), or when it holds
+    none, the labelled and test photos of the catalogue it is. Each photo once."""
+    found: list[PhotoInput] = []
+    for item in map(Path, items):
+        photos = sorted(p for p in item.iterdir() if is_image(p)) if item.is_dir() else []
+        if photos:
+            found += [PhotoInput(p.name, p) for p in photos]
+        elif item.is_dir():
+            found += _catalogue_photos(item)
+        else:
+            found.append(PhotoInput(item.name, item))
+    if not found:
+        raise FlukeidError(f"no photos found in {', '.join(map(str, items))}")
+    unique = {p.path.resolve(): p for p in reversed(found)}
+    return [p for p in found if unique[p.path.resolve()] is p]
+
+
+def check_embeddings_path(out: Path) -> Path:
+    """``out`` if it names an embeddings file (``.npz``), else a FlukeidError saying how to name it."""
+    out = Path(out)
+    if out.suffix != EMBEDDINGS_SUFFIX or out.is_dir():
+        raise FlukeidError(f"--out {out}: embeddings files end in {EMBEDDINGS_SUFFIX}; name it like {out.stem}.npz")
+    return out
+
+
+def _catalogue_photos(folder: Path) -> list[PhotoInput]:
+    try:
+        catalogue = load_catalogue(folder)
+    except CatalogueError as exc:
+        raise FlukeidError(f"{folder}: no photos in it, and not a catalogue ({exc})") from exc
+    labelled = [PhotoInput(r.Image, Path(r.path), r.Id) for r in catalogue.labels.itertuples()]
+    return labelled + [PhotoInput(r.Image, Path(r.path)) for r in catalogue.test.itertuples()]
+
+
+@dataclass(frozen=True)
+class EmbedRun:
+    """What `embed_to_file` did: ``embedded`` photos new this run, ``skipped`` ones already in the file, ``failed``
+    unreadable ones (and why; they are tried again next run), ``total`` rows the file holds now."""
+
+    out: Path
+    embedded: int
+    skipped: int
+    failed: dict[Path, str]
+    total: int
+
+
+def _sha1(path: Path) -> str:
+    return hashlib.sha1(path.read_bytes()).hexdigest()
+
+
+def _todo(photos: Sequence[PhotoInput], done: set[tuple[str, str]]) -> tuple[dict[Path, str], dict[Path, str], int]:
+    """Photos still to embed (path -> sha1), unreadable ones (path -> why) and how many are embedded already."""
+    todo: dict[Path, str] = {}
+    failed: dict[Path, str] = {}
+    for photo in photos:
+        try:
+            sha1 = _sha1(photo.path)
+        except OSError as exc:
+            failed[photo.path] = f"{photo.path}: {'file not found' if not photo.path.exists() else exc.strerror}"
+            continue
+        if (str(photo.path.resolve()), sha1) not in done:
+            todo[photo.path] = sha1
+    return todo, failed, len(photos) - len(todo) - len(failed)
+
+
+def embed_to_file(
+    model_id: str,
+    dim: int,
+    photos: Sequence[PhotoInput],
+    out: Path,
+    batches: Batches,
+    chunk: int = CHUNK,
+    progress: Progress | None = None,
+) -> EmbedRun:
+    """Embed ``photos`` into the embeddings file ``out`` (``.npz``), skipping those it holds already (same path,
+    same content, same model). Progress is kept in chunk files (`parts_folder`) as it goes, so an interrupted run
+    resumes; ``out`` is replaced whole at the end. Unreadable photos are reported in the result, not stored."""
+    out = check_embeddings_path(out)
+    stored = _stored(out, model_id, dim)
+    todo, failed, skipped = _todo(photos, stored.keys())
+    by_path = {p.path: p for p in photos}
+    pending: list[EmbeddingTable] = []
+    embedded = finished = 0
+    try:
+        for batch in batches(list(todo)):
+            done = [by_path[p] for p in batch.photos]
+            pending.append(EmbeddingTable.of(model_id, done, [todo[p.path] for p in done], batch.vectors))
+            failed |= batch.failed
+            embedded += len(done)
+            finished += len(done) + len(batch.failed)
+            if progress:
+                progress(finished, len(todo))
+            if sum(map(len, pending)) >= chunk:
+                _write_chunk(out, merge_tables(model_id, dim, pending))
+                pending = []
+    finally:
+        _write_chunk(out, merge_tables(model_id, dim, pending))
+    total = len(stored)
+    if embedded or parts_folder(out).exists() or not out.is_file():
+        final = _stored(out, model_id, dim)
+        final.save(out)
+        shutil.rmtree(parts_folder(out), ignore_errors=True)
+        total = len(final)
+    return EmbedRun(out, embedded, skipped, failed, total)
+
+
+def batch_embedder(artifact: Artifact, detector: Detector | None = None) -> Identifier:
+    """An Identifier that only crops (with ``detector``) and embeds, as identify does: no gallery, no matcher."""
+    from flukeid.identify.identifier import Identifier
+    from flukeid.identify.settings import IdentifySettings
+
+    return Identifier(artifact, None, IdentifySettings(matchers=()), detector=detector)
+
+
+def local_batches(artifact: Artifact, detector: Detector | None = None, batch_size: int = 64) -> Batches:
+    """Embed in this process, ``batch_size`` photos at a time (crops as identify makes them)."""
+    embedder = batch_embedder(artifact, detector)
+
+    def run(paths: list[Path]) -> Iterator[Embedded]:
+        for start in range(0, len(paths), batch_size):
+            yield embedder.embed(paths[start : start + batch_size])
+
+    return run

@@ -203,7 +203,9 @@ class Identifier:
 
     def score(self, paths: Sequence[Path], progress: Progress | None = None) -> Scored:
         """Crop, embed and score photos against the gallery."""
-        embedded = self.embed(paths)
+        return self._score(self.embed(paths), progress)
+
+    def _score(self, embedded: Embedded, progress: Progress | None) -> Scored:
         scored = self.score_embedded(embedded.vectors, embedded.crops, progress)
         return Scored(embedded.photos, scored.table, scored.cosine, scored.pairs, embedded.failed)
 
@@ -277,7 +279,19 @@ class Identifier:
     ) -> list[Prediction]:
         """The k most likely individuals (or new_whale) of each photo, in the order given; unreadable photos come
         back with their error."""
-        scored = self.score(paths, progress)
+        return self.identify_embedded(paths, self.embed(paths), k, threshold, progress)
+
+    def identify_embedded(
+        self,
+        paths: Sequence[Path],
+        embedded: Embedded,
+        k: int = 5,
+        threshold: float | None = None,
+        progress: Progress | None = None,
+    ) -> list[Prediction]:
+        """As `identify`, for photos already cropped and embedded (by `embed`, or elsewhere, e.g. on a Ray
+        cluster): the gallery search and local matching run here."""
+        scored = self._score(embedded, progress)
         cut = self.threshold if threshold is None else threshold
         rankings = rank(scored.table, k=k, threshold=cut)
         probabilities = self.probabilities(scored.table)
