@@ -122,6 +122,7 @@ def test_a_folder_is_not_a_config(tmp_path: Path) -> None:
     [
         ("epochs", -1, r"epochs must be an integer >= 1, found -1"),
         ("epochs", 0, r"epochs must be an integer >= 1, found 0"),
+        ("num_nodes", 0, r"num_nodes must be an integer >= 1, found 0"),
         ("batch_size", 0, r"batch_size must be at least 12 \(2 individuals x m_per_class 4"),
         ("m_per_class", 1, r"m_per_class must be an integer >= 2"),
         ("negatives_per_batch", -1, r"negatives_per_batch must be an integer >= 0"),
@@ -162,3 +163,11 @@ def test_train_config_checks_values_built_in_code_too() -> None:
     with pytest.raises(ConfigError, match=r"optim\.lr must be a finite number > 0"):
         OptimConfig(lr=-1e-3)
     assert load_config(TrainConfig, None, {"batches_per_epoch": None, "model.embedding_dim": None}).epochs == 10
+
+
+def test_devices_take_a_count_or_text() -> None:
+    """`--set devices=2` is YAML's integer 2; Lightning takes a count, "auto" or a list such as "0,1"."""
+    from flukeid.train.config import TrainConfig
+
+    assert load_config(TrainConfig, None, parse_overrides(["devices=2", "num_nodes=2"])).devices == 2
+    assert load_config(TrainConfig, None, parse_overrides(["devices=0,1"])).devices == "0,1"

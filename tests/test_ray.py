@@ -28,7 +28,16 @@ TINY = ModelConfig(backbone="timm/test_efficientnet", pretrained=False, embeddin
 
 @pytest.fixture(scope="module")
 def local_ray() -> Iterator[None]:
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # Ray gives its raylet a fixed 30 s to register at start-up, which a loaded machine can miss: start-up is retried
+    # (what the tests check starts after it)
+    for attempt in range(3):
+        try:
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+            break
+        except Exception:
+            ray.shutdown()
+            if attempt == 2:
+                raise
     yield
     ray.shutdown()
 

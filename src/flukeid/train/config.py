@@ -84,14 +84,16 @@ class TrainConfig:
     val_unknown_share: float = 0.2  # share of individuals held out whole as new_whale queries
     precision: str = "auto"  # "auto": 16-mixed on GPU, 32-true on CPU
     accelerator: str = "auto"
-    devices: str = "auto"
+    devices: str | int = "auto"  # Lightning devices: "auto", a count (2) or "0,1"
     strategy: str = "auto"  # "ddp" for several GPUs
+    num_nodes: int = 1  # machines in a multi-node run (torchrun or a cluster's environment variables)
     num_workers: int = 2
     seed: int = 0
 
     def __post_init__(self) -> None:
         """Refuse out-of-range values when the config is built (from YAML, --set or code), before any training."""
         check_value("epochs", self.epochs, self.epochs >= 1, "an integer >= 1")
+        check_value("num_nodes", self.num_nodes, self.num_nodes >= 1, "an integer >= 1")
         check_value("m_per_class", self.m_per_class, self.m_per_class >= 2, "an integer >= 2 (positive pairs)")
         check_value("negatives_per_batch", self.negatives_per_batch, self.negatives_per_batch >= 0, "an integer >= 0")
         smallest = 2 * self.m_per_class + self.negatives_per_batch

@@ -286,6 +286,7 @@ def train(
         accelerator=cfg.accelerator,
         devices=cfg.devices,
         strategy=cfg.strategy,
+        num_nodes=cfg.num_nodes,
         precision=_precision(cfg),
         gradient_clip_val=cfg.optim.grad_clip or None,
         callbacks=callbacks,
