@@ -75,6 +75,8 @@ CASES: list[tuple[list[str], int, str]] = [
     ([*TRAIN, "--set", "epochs=-1"], 1, "epochs must be an integer >= 1, found -1"),
     ([*TRAIN, "--epochs", "0"], 1, "epochs must be an integer >= 1, found 0"),
     ([*TRAIN, "--set", "epochs=[1"], 1, "--set 'epochs=[1': the value is not valid YAML"),
+    ([*TRAIN, "--strategy", "bogus"], 1, "strategy 'bogus', num_nodes 1: Lightning cannot train with these"),
+    ([*TRAIN, "--devices", "0"], 1, "devices '0', strategy 'auto', num_nodes 1: Lightning cannot train with these"),
     ([*TRAIN, "--set", "epochs"], 1, "--set expects KEY=VALUE, found 'epochs'"),
     ([*TRAIN, "--set", "=3"], 1, "--set expects KEY=VALUE, found '=3'"),
     ([*TRAIN, "--set", "optim..lr=1"], 1, "has an empty part"),

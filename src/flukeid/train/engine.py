@@ -18,6 +18,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch.utils.data import DataLoader
 
 from flukeid import NEW_WHALE
@@ -26,7 +27,7 @@ from flukeid.data.dataset import LabelledRows, PhotoDataset, encode_labels
 from flukeid.data.sampler import IdentityBatchSampler
 from flukeid.data.splits import Split, make_split
 from flukeid.data.transforms import build_transform
-from flukeid.errors import FlukeidError
+from flukeid.errors import ConfigError, FlukeidError
 from flukeid.identify.tune import write_tuning
 from flukeid.models.artifact import Artifact, ModelConfig, build_model, save_model
 from flukeid.models.head import EmbeddingModel
@@ -63,6 +64,27 @@ def check_trainable(labels: pd.DataFrame, cfg: TrainConfig) -> None:
         raise FlukeidError(f"the catalogue has {individuals} individual(s): training needs at least 2")
     if len(known) < cfg.m_per_class * 2:
         raise FlukeidError(f"only {len(known)} labelled photos: too few for batches of {cfg.batch_size}")
+
+
+def check_hardware(cfg: TrainConfig) -> None:
+    """Raise a ConfigError unless Lightning can train with the config's accelerator, devices, strategy and nodes
+    here (checked by building a bare Trainer, before the run folder is written)."""
+    try:
+        L.Trainer(
+            accelerator=cfg.accelerator,
+            devices=cfg.devices,
+            strategy=cfg.strategy,
+            num_nodes=cfg.num_nodes,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        )
+    except (MisconfigurationException, ValueError, ImportError) as exc:
+        raise ConfigError(
+            f"accelerator {cfg.accelerator!r}, devices {cfg.devices!r}, strategy {cfg.strategy!r}, num_nodes "
+            f"{cfg.num_nodes}: Lightning cannot train with these on this machine ({exc})"
+        ) from exc
 
 
 def _image_size(cfg: ModelConfig, model: EmbeddingModel) -> tuple[int, int]:
@@ -258,6 +280,7 @@ def train(
     With ``teachers``, the model also learns from them (`flukeid.train.teacher`, weights in ``distill``).
     """
     check_trainable(labels, cfg)
+    check_hardware(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     split = make_split(labels, "open", cfg.seed, cfg.val_query_share, cfg.val_unknown_share)
     rows = encode_labels(split.train, cfg.flip_as_new_id)
