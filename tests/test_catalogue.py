@@ -188,3 +188,12 @@ def test_stats_count_a_photo_listed_twice_once(kaggle: KaggleFactory) -> None:
     cat = load_catalogue(kaggle([("a.jpg", "w_1"), ("a.jpg", "w_1"), ("b.jpg", "w_2"), ("c.jpg", "new_whale")]))
     stats = catalogue_stats(cat.labels)
     assert (stats.images, stats.individuals, stats.singletons, stats.new_whale_images) == (3, 2, 2, 1)
+
+
+@pytest.mark.parametrize("rows", ["a.jpg,w_1,x\nb.jpg,w_2,y\n", "a.jpg,w_1,x\nb.jpg,w_2\n", "a.jpg,w_1\nb.jpg,w_2,y\n"])
+def test_rows_longer_than_the_header_are_refused_not_shifted(rows: str, tmp_path: Path) -> None:
+    """pandas would take a first column without a header as the index and shift Image and Id by one."""
+    write_image(tmp_path / "c" / "train" / "a.jpg", seed=0)
+    (tmp_path / "c" / "train.csv").write_text("Image,Id\n" + rows)
+    with pytest.raises(CatalogueError, match=r"train.csv: (a row has more cells than the header|not a readable CSV)"):
+        load_catalogue(tmp_path / "c")

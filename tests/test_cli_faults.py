@@ -117,6 +117,8 @@ CASES: list[tuple[list[str], int, str]] = [
     (["split", "{cat}", "{binary}"], 1, "Not a directory"),
     (["distill", "{missing}", "{cat}"], 1, "missing: not a flukeid model directory"),
     (["distill", "{dir}", "{cat}", "--temperature", "0"], 2, "must be > 0, found 0.0"),
+    (["frozen", "{fresh}", "--size", "-5"], 2, "Invalid value for '--size'"),
+    (["identify", "{dir}", "{dir}", "{cat}", "--threshold", "nan"], 2, "--threshold: a number is needed, found nan"),
     # models, galleries, catalogues that are not there or are files
     (["identify", "{dir}", "{dir}", "{cat}"], 1, "not a flukeid gallery"),
     (["identify", "{binary}", "{binary}", "{binary}"], 1, "not a flukeid gallery"),

@@ -494,6 +494,15 @@ def test_the_largest_ids_are_simply_not_found(service: Service) -> None:
     assert service.client.get("/api/encounters?limit=1001", headers=service.auth("viewer")).status_code == 422
 
 
+@pytest.mark.parametrize("length", ["abc", "-5", "1e3"])
+def test_a_content_length_that_is_not_a_number_is_400_never_500(service: Service, length: str) -> None:
+    photo, _ = a_catalogue_photo(service)
+    files = [("files", ("x.jpg", photo.read_bytes(), "image/jpeg"))]
+    client = TestClient(service.app, raise_server_exceptions=False)
+    answer = client.post("/api/encounters", files=files, headers={**service.auth("curator"), "Content-Length": length})
+    assert answer.status_code == 400 and "Content-Length" in answer.json()["detail"]
+
+
 @pytest.mark.parametrize("bad", [NEW_WHALE, "two words", "tab\there", "x" * 129, "bell\x07", ""])
 def test_new_individuals_follow_the_one_id_rule(service: Service, bad: str) -> None:
     photo, _ = a_catalogue_photo(service)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -208,6 +209,8 @@ def identify_command(
     from flukeid.identify.predict import write_outputs
     from flukeid.report.html import write_report
 
+    if threshold is not None and math.isnan(threshold):
+        raise typer.BadParameter("a number is needed, found nan", param_hint="--threshold")
     g = Gallery.open(gallery)
     identifier = Identifier.load(model, g)
     if crop is not None:
@@ -324,7 +327,7 @@ def frozen(
     out: Path = typer.Argument(..., help="Model directory to write."),
     backbone: str = typer.Option("efficientnet_lite0", help="Backbone with offline ImageNet weights."),
     tune_on: Path | None = typer.Option(None, "--tune-on", help="Catalogue to tune the identification on."),
-    size: int | None = typer.Option(224, help="Square input size (0: the backbone's)."),
+    size: int | None = typer.Option(224, min=0, help="Square input size (0: the backbone's)."),
     crop: Path | None = typer.Option(None, help="Detector folder: the model crops every photo with it."),
     matchers: str | None = typer.Option(None, help=MATCHERS_HELP),
     shortlist: int | None = typer.Option(None, help="Individuals matched locally per query (default: 30)."),

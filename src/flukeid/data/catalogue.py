@@ -9,6 +9,7 @@ Layouts:
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path, PurePath, PureWindowsPath
@@ -71,7 +72,14 @@ def is_image(path: Path) -> bool:
 def read_labels(csv_path: Path, image_dir: Path) -> pd.DataFrame:
     """Read an ``Image,Id`` CSV; raise CatalogueError naming the file when columns are wrong."""
     try:
-        frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        with warnings.catch_warnings():
+            # index_col=False: rows longer than the header are an error, never a silent shift of the columns
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False, skipinitialspace=True, index_col=False)
+    except pd.errors.ParserWarning as exc:
+        raise CatalogueError(
+            f"{csv_path}: a row has more cells than the header line; quote names holding commas ({exc})"
+        ) from exc
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise CatalogueError(f"{csv_path}: not a readable CSV ({exc})") from exc
     frame.columns = [str(c).strip() for c in frame.columns]

@@ -126,17 +126,43 @@ def load_model(path: Path, device: str | torch.device = "cpu") -> Artifact:
         raise FlukeidError(f"{path}: not a flukeid model directory (no model.safetensors)")
     cfg = load_config(ModelConfig, path / "model.yaml")
     model = build_model(cfg, pretrained=False)
-    model.load_state_dict(load_file(weights))
+    try:
+        model.load_state_dict(_tensors(weights))
+    except RuntimeError as exc:  # torch lists every missing and unexpected key over many lines
+        raise FlukeidError(
+            f"{weights}: the weights do not fit the architecture in {path / 'model.yaml'} ({cfg.backbone}); "
+            "was one of them replaced?"
+        ) from exc
     model.to(device).eval()
-    info = json.loads((path / "threshold.json").read_text()) if (path / "threshold.json").is_file() else {}
+    info = _json(path / "threshold.json", {})
+    if not isinstance(info, dict):
+        raise FlukeidError(f"{path / 'threshold.json'}: expected a JSON object with a threshold, found {info!r:.60}")
     head = path / "head.safetensors"
     return Artifact(
         path=path,
         model=model,
         config=cfg,
-        labels=json.loads((path / "labels.json").read_text()),
+        labels=_json(path / "labels.json", []),  # written by every flukeid, but only models with a classifier use it
         threshold=info.pop("threshold", None),
         model_id=model_identity(path, cfg, model),
         extra=info,
-        head_state=load_file(head) if head.is_file() else {},
+        head_state=_tensors(head) if head.is_file() else {},
     )
+
+
+def _tensors(path: Path) -> dict[str, torch.Tensor]:
+    """A safetensors file, or FlukeidError naming it when it is damaged (empty, truncated, not safetensors)."""
+    try:
+        return load_file(path)
+    except Exception as exc:  # safetensors raises its own SafetensorError (not an OSError) for damaged files
+        raise FlukeidError(f"{path}: damaged weights file ({' '.join(str(exc).split())})") from exc
+
+
+def _json(path: Path, missing: Any) -> Any:
+    """A JSON file of the model folder (``missing`` when there is none), or FlukeidError naming it."""
+    if not path.is_file():
+        return missing
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise FlukeidError(f"{path}: not valid JSON ({exc})") from exc

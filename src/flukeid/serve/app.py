@@ -196,6 +196,8 @@ def create_app(folder: Path) -> FastAPI:
     async def _body_limit(request: Request, call_next):  # type: ignore[no-untyped-def]
         """Refuse an upload by its announced size before reading it."""
         length = request.headers.get("content-length")
+        if length is not None and not length.strip().isdigit():
+            return JSONResponse({"detail": f"Content-Length {length[:40]!r} is not a number of bytes"}, 400)
         if request.method == "POST" and length and int(length) > limits.max_bytes * limits.max_files + 2**20:
             return JSONResponse({"detail": f"request of {int(length):,} bytes is over the upload limit"}, 413)
         return await call_next(request)
