@@ -57,13 +57,20 @@ class Outcome:
     data_lost: str = ""  # what changed or went missing, if anything
 
 
+SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
+"""SQLite's transient files: a checkpoint folds them into the database and deletes them, which loses nothing (a
+change to the database itself is still caught)."""
+
+
 def snapshot(roots: Iterable[Path], skip: Iterable[Path] = ()) -> dict[str, str]:
     """sha1 of every file under ``roots`` (paths under ``skip`` left out), by path."""
     skipped = [Path(s).resolve() for s in skip]
     hashes: dict[str, str] = {}
     for root in roots:
         for path in sorted(Path(root).rglob("*")):
-            if path.is_file() and not any(path.resolve().is_relative_to(s) for s in skipped):
+            if path.name.endswith(SQLITE_SIDECARS) or any(path.resolve().is_relative_to(s) for s in skipped):
+                continue
+            if path.is_file():
                 hashes[str(path)] = hashlib.sha1(path.read_bytes()).hexdigest()
     return hashes
 

@@ -121,6 +121,10 @@ class MilvusStore:
             from pymilvus import MilvusClient
         except ImportError as exc:
             raise FlukeidError(f"the milvus vector store needs pymilvus and milvus-lite: {INSTALL_HINT}") from exc
+        if is_lite(self.uri):
+            # Milvus Lite serves gRPC in this process without AllocTimestamp, which pymilvus calls while it waits for
+            # an index to be built: gRPC would log that harmless refusal with a traceback at every gallery build
+            logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
         with self._calls("connect"):
             self._client = MilvusClient(uri=self.uri, timeout=_CONNECT_TIMEOUT_S)
         return self._client
