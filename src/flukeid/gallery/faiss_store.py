@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import faiss
@@ -30,6 +31,13 @@ FEW_QUERIES = 8
 """Below this many queries, search the inner index and map ids with numpy: the id map's own OpenMP loop costs
 milliseconds per call on a busy machine (10 ms against 0.4 ms for the HNSW search itself, 100k photos)."""
 
+SAVE_SHARE = 0.1
+LAZY_FROM = 10_000
+"""From LAZY_FROM photos, a run of writes spends at most SAVE_SHARE of its time writing the index file: after a save
+that took s seconds, the next waits 10 s (writes in between leave the file stale; `close` writes it), so that each
+enrolment stops costing a whole file (100k photos, HNSW: 0.5 s a save). A smaller gallery's file follows every write.
+A stale file is safe: the version stamp tells, and the index is rebuilt from the database."""
+
 
 class FaissStore:
     """A FAISS index of kind flat/hnsw/ivf over photo vectors (dim,), keyed by photo id (`flukeid.gallery.index`).
@@ -47,6 +55,8 @@ class FaissStore:
         self._inner: faiss.Index | None = None
         self._params: faiss.SearchParameters | None = None
         self._order = np.zeros(0, np.int64)  # the id map: photo id of each inner position
+        self._unsaved = False  # the index holds a version the file does not
+        self._next_save = 0.0  # time.monotonic() before which a write leaves the file stale
 
     def _use(self, index: faiss.Index | None) -> None:
         """Search ``index`` from now on, with what a search needs of it worked out once."""
@@ -90,16 +100,23 @@ class FaissStore:
         return True
 
     def mark(self, version: int) -> None:
-        """Write the index file for ``version`` (a failure to write leaves a stale file, rebuilt at next open)."""
+        """Hold ``version``; write the index file for it unless the last save was too recent (`LAZY_FROM`)."""
         self._version = version
-        if self._index is None:
-            return
+        self._unsaved = self._index is not None
+        if self._unsaved and (self.count() < LAZY_FROM or time.monotonic() >= self._next_save):
+            self._save()
+
+    def _save(self) -> None:
+        """Write the index file (a failure to write leaves a stale file, rebuilt at next open)."""
+        started = time.monotonic()
         try:
-            save_index(self.directory, self._index, version)
+            save_index(self.directory, self._index, self._version)
         except OSError as exc:
             log.warning(
                 "%s: cannot write the index file (%s); it is rebuilt when the gallery is opened", self.directory, exc
             )
+        self._unsaved = False
+        self._next_save = time.monotonic() + (time.monotonic() - started) / SAVE_SHARE
 
     def search(self, queries: np.ndarray, k: int) -> PhotoHits:
         if self._index is None or self._index.ntotal == 0 or len(queries) == 0:
@@ -113,10 +130,13 @@ class FaissStore:
         return PhotoHits(ids.astype(np.int64, copy=False), similarity.astype(np.float32, copy=False))
 
     def close(self) -> None:
+        if self._unsaved and self._index is not None and self._version is not None:
+            self._save()
         self._use(None)
-        self._version = None
+        self._version, self._unsaved, self._next_save = None, False, 0.0
 
     def drop(self) -> None:
+        self._unsaved = False
         self.close()
         for name in (INDEX_FILE, VERSION_FILE):
             (self.directory / name).unlink(missing_ok=True)

@@ -206,6 +206,10 @@ class MilvusStore:
                 self.collection, schema=schema, index_params=index, consistency_level="Strong"
             )  # loaded for search once it has an index
         self._insert(ids, vectors)
+        with self._calls(f"flush collection {self.collection}"):
+            # seal the segments so they are indexed: a search over unsealed rows scans them (Milvus Lite, 100k
+            # photos: 5.4 s per query before the flush, 0.13 s after)
+            client.flush(self.collection)
 
     def _insert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         client = self._connected()

@@ -10,7 +10,8 @@ import csv
 import io
 import re
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 
@@ -140,7 +141,13 @@ def _missing_files(missing: list[tuple[Photo, Path]], shown: int = 10) -> str:
 def create_app(folder: Path) -> FastAPI:
     """The service for catalogue ``folder`` (see flukeid.serve.catalog)."""
     curation = Curation(folder, CatalogSettings.load(folder))
-    app = FastAPI(title="flukeid curator", description=__doc__)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        curation.matcher.gallery.close()  # writes the FAISS index file if recent enrolments left it stale
+
+    app = FastAPI(title="flukeid curator", description=__doc__, lifespan=lifespan)
     app.state.curation = curation
     templates = Jinja2Templates(directory=HERE / "templates")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
