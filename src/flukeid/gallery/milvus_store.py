@@ -38,6 +38,9 @@ STAMP_FILE = "milvus.version"
 _BATCH = 5000  # rows per insert: 5 MB of 256-d vectors, well under gRPC's message limit
 _HNSW_BUILD = 40  # candidate list while building, as FAISS's HNSW default
 _CONNECT_TIMEOUT_S = 10.0
+FLUSH_EVERY = 1024
+"""Rows inserted since the last flush that make the next write flush: Milvus indexes sealed segments only, and a
+search scans unsealed rows one by one (Milvus Lite, 100k photos: 3.2 s per query unflushed, 0.13 s flushed)."""
 
 
 def _index_params(kind: str, n_vectors: int) -> tuple[str, dict[str, int]]:
@@ -89,6 +92,7 @@ class MilvusStore:
         self.dim, self.kind, self.settings = dim, kind, settings
         self._client: Any = None
         self._verified = False  # the collection was found to hold the database's version (or was written so)
+        self._unflushed = 0  # rows this handle inserted since its last flush
 
     # -- connection ----------------------------------------------------------------------------------------------
 
@@ -131,6 +135,11 @@ class MilvusStore:
 
     def close(self) -> None:
         if self._client is not None:
+            if self._unflushed:
+                try:
+                    self._flush()
+                except FlukeidError as exc:  # the rows are stored: unflushed, they are only slower to search
+                    log.warning("%s", exc)
             self._client.close()
             self._client = None
         if is_lite(self.uri):
@@ -206,10 +215,8 @@ class MilvusStore:
                 self.collection, schema=schema, index_params=index, consistency_level="Strong"
             )  # loaded for search once it has an index
         self._insert(ids, vectors)
-        with self._calls(f"flush collection {self.collection}"):
-            # seal the segments so they are indexed: a search over unsealed rows scans them (Milvus Lite, 100k
-            # photos: 5.4 s per query before the flush, 0.13 s after)
-            client.flush(self.collection)
+        if self._unflushed:
+            self._flush()
 
     def _insert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         client = self._connected()
@@ -217,6 +224,16 @@ class MilvusStore:
             for start in range(0, len(ids), _BATCH):
                 rows = zip(ids[start : start + _BATCH].tolist(), vectors[start : start + _BATCH])
                 client.insert(self.collection, [{"id": i, "vector": v} for i, v in rows])
+        self._unflushed += len(ids)
+        if self._unflushed >= FLUSH_EVERY:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Seal the inserted rows into indexed segments (`FLUSH_EVERY`)."""
+        client = self._connected()
+        with self._calls(f"flush collection {self.collection}"):
+            client.flush(self.collection)
+        self._unflushed = 0
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> bool:
         self._verified = False  # until marked: a failure part way leaves it to be checked
@@ -236,6 +253,7 @@ class MilvusStore:
         with self._calls(f"drop collection {self.collection}"):
             if client.has_collection(self.collection):
                 client.drop_collection(self.collection)
+        self._unflushed = 0
 
     def drop(self) -> None:
         """Drop the collection and the stamp; a Milvus Lite database inside the gallery folder goes too."""
