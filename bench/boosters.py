@@ -19,12 +19,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from common import catalogue
+from common import catalogue, mean_std
 
 from flukeid.config import load_config
 from flukeid.data.check import check_catalogue
 from flukeid.data.splits import Split, make_split
-from flukeid.identify.evaluate import evaluate_split, mean_std
+from flukeid.identify.evaluate import evaluate_split
 from flukeid.identify.tune import tune_model
 from flukeid.models.artifact import load_model
 from flukeid.progress import setup_logging

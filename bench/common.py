@@ -1,10 +1,12 @@
-"""What the benchmark scripts share: where a named catalogue lies, and how a split gets cropped."""
+"""What the benchmark scripts share: where a named catalogue lies, how a split gets cropped, how seeds print."""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from flukeid.data.splits import Split
 from flukeid.data.synth import SynthConfig, generate
@@ -61,3 +63,8 @@ def cropped_split(split: Split, boxes: BoxRows, out: Path, cfg: DetectTrainConfi
         split, train=cropped_labels(detector, split.train), test=cropped_labels(detector, split.test)
     )
     return CroppedSplit(crops, scores, out)
+
+
+def mean_std(values: list[float]) -> str:
+    """Mean ± standard deviation over seeds, three decimals."""
+    return f"{np.mean(values):.3f} ± {np.std(values):.3f}"

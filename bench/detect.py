@@ -18,13 +18,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import boxes_of, catalogue, cropped_split
+from common import boxes_of, catalogue, cropped_split, mean_std
 
 from flukeid.data.check import check_catalogue
 from flukeid.data.splits import Split, make_split
-from flukeid.identify.evaluate import evaluate_split, mean_std
-from flukeid.identify.tune import frozen_model, tune_model
-from flukeid.models.artifact import load_model
+from flukeid.identify.evaluate import evaluate_split
+from flukeid.identify.tune import tune_model
+from flukeid.models.artifact import frozen_model, load_model
 from flukeid.progress import setup_logging
 
 log = logging.getLogger("bench")

@@ -27,19 +27,19 @@ from pathlib import Path
 import faiss
 import numpy as np
 import torch
-from common import boxes_of, catalogue, cropped_split
+from common import boxes_of, catalogue, cropped_split, mean_std
 
 from flukeid import NEW_WHALE
 from flukeid.data.check import check_catalogue
 from flukeid.data.splits import make_split
 from flukeid.gallery import Gallery
-from flukeid.identify.evaluate import Evaluation, evaluate_split, mean_std
+from flukeid.identify.evaluate import Evaluation, evaluate_split
 from flukeid.identify.identifier import save_settings
 from flukeid.identify.ranking import rank
 from flukeid.identify.settings import IdentifySettings
-from flukeid.identify.tune import frozen_model, tune_model
+from flukeid.identify.tune import tune_model
 from flukeid.matchers import MATCHERS, MatcherSettings
-from flukeid.models.artifact import load_model
+from flukeid.models.artifact import frozen_model, load_model
 from flukeid.progress import setup_logging
 
 log = logging.getLogger("bench")

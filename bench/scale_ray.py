@@ -2,7 +2,7 @@
 single-process loop (`embed_paths`) on the same synthetic photos; and one photo identified end to end on CPU (crop,
 embed, gallery search, ranking; no local matching) against a 50k-photo gallery of random unit vectors.
 
-A frozen EfficientNet-Lite0 at 224 px (`flukeid.identify.tune.frozen_model`, offline ImageNet weights). Each section
+A frozen EfficientNet-Lite0 at 224 px (`flukeid.models.artifact.frozen_model`, offline ImageNet weights). Each section
 prints markdown rows; `SECTIONS` names them, so they can join bench/scale.py.
 
     python bench/scale_ray.py                                   # both sections
@@ -28,8 +28,7 @@ from flukeid.embed import embed_paths
 from flukeid.gallery import Gallery
 from flukeid.identify.identifier import Identifier
 from flukeid.identify.settings import IdentifySettings
-from flukeid.identify.tune import frozen_model
-from flukeid.models.artifact import Artifact, load_model
+from flukeid.models.artifact import Artifact, frozen_model, load_model
 from flukeid.progress import setup_logging
 
 log = logging.getLogger("bench")

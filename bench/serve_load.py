@@ -24,8 +24,7 @@ import numpy as np
 from flukeid.data.synth import SynthConfig, generate
 from flukeid.gallery import Gallery
 from flukeid.gallery.build import build_gallery
-from flukeid.identify.tune import frozen_model
-from flukeid.models.artifact import load_model
+from flukeid.models.artifact import frozen_model, load_model
 from flukeid.progress import progress_bar, setup_logging
 from flukeid.serve.auth import add_user
 from flukeid.serve.catalog import CatalogSettings, init_catalog

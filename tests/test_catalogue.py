@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -197,3 +199,16 @@ def test_rows_longer_than_the_header_are_refused_not_shifted(rows: str, tmp_path
     (tmp_path / "c" / "train.csv").write_text("Image,Id\n" + rows)
     with pytest.raises(CatalogueError, match=r"train.csv: (a row has more cells than the header|not a readable CSV)"):
         load_catalogue(tmp_path / "c")
+
+
+def test_decompression_bomb_header_is_refused_by_name_and_pillow_is_left_as_found(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.png"
+    Image.new("RGB", (8, 8)).save(path)
+    data = bytearray(path.read_bytes())
+    data[16:24] = struct.pack(">II", 100_000, 100_000)  # IHDR width, height: 10^10 pixels claimed
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    path.write_bytes(bytes(data))
+    for limit in (10**12, 50_000_000):  # above Pillow's own limit, which stays in force, and flukeid's default
+        with pytest.raises(ImageError, match=r"bomb\.png: refused, .*10000000000 pixels"):
+            read_image(path, max_pixels=limit)
+    assert Image.MAX_IMAGE_PIXELS is not None  # importing flukeid changes no process-wide Pillow setting

@@ -16,7 +16,7 @@ import flukeid.gallery.store as store
 from flukeid import NEW_WHALE
 from flukeid.errors import FlukeidError
 from flukeid.gallery import Gallery, Photo
-from flukeid.identify.ranking import individual_centroids, individual_scores
+from flukeid.scores import individual_centroids, individual_scores
 
 DIM = 8
 INDIVIDUALS = ["b", "a", NEW_WHALE, "a", "c"]

@@ -22,8 +22,9 @@ from flukeid.identify.cluster import cluster_embeddings
 from flukeid.identify.ensemble import combine, fit_ensemble
 from flukeid.identify.identifier import Identifier
 from flukeid.identify.predict import write_outputs
-from flukeid.identify.ranking import ScoreTable, tune_threshold
+from flukeid.identify.ranking import tune_threshold
 from flukeid.models.artifact import ModelConfig, build_model, load_model, save_model
+from flukeid.scores import ScoreTable
 
 TINY = ModelConfig(backbone="timm/test_efficientnet", pretrained=False, embedding_dim=32, image_size=(48, 96))
 

@@ -6,16 +6,9 @@ import numpy as np
 import pytest
 
 from flukeid import NEW_WHALE
-from flukeid.identify.ranking import (
-    Ranking,
-    ScoreTable,
-    individual_centroids,
-    individual_scores,
-    novelty_scores,
-    rank,
-    tune_threshold,
-)
+from flukeid.identify.ranking import Ranking, novelty_scores, rank, tune_threshold
 from flukeid.metrics import map_at_k
+from flukeid.scores import ScoreTable, individual_centroids, individual_scores
 
 # Five gallery photos of individuals b, a, (new_whale), a, c; the new_whale photo scores highest
 # for every query, so any leak of it shows.

@@ -21,7 +21,8 @@ from flukeid.errors import FlukeidError
 from flukeid.gallery import Gallery, PhotoHits
 from flukeid.gallery.faiss_store import FaissStore
 from flukeid.gallery.store import rebuild_store, store_of
-from flukeid.identify.ranking import ScoreTable, individual_scores, rank
+from flukeid.identify.ranking import rank
+from flukeid.scores import ScoreTable, individual_scores
 
 DIM = 16
 Make = Callable[..., Gallery]

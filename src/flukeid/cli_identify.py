@@ -335,7 +335,8 @@ def frozen(
     """A model of frozen ImageNet features (no training), with flukeid's default local matchers; --tune-on fits
     their calibrated fusion and the new_whale threshold on a catalogue (flukeid's CPU default)."""
     from flukeid.identify.identifier import save_settings
-    from flukeid.identify.tune import frozen_model, tune_model
+    from flukeid.identify.tune import tune_model
+    from flukeid.models.artifact import frozen_model
 
     artifact = frozen_model(backbone, out, (size, size) if size else None)
     if crop is not None:

@@ -25,13 +25,12 @@ from flukeid.data.images import read_image
 from flukeid.data.transforms import build_transform, to_tensor
 from flukeid.errors import CatalogueError, FlukeidError, ImageError
 from flukeid.models.artifact import Artifact
+from flukeid.progress import Progress
 
 if TYPE_CHECKING:
     from flukeid.detect.model import Detector
-    from flukeid.identify.identifier import Embedded, Identifier
 
 log = logging.getLogger(__name__)
-Progress = Callable[[int, int], None]
 
 
 @dataclass
@@ -129,13 +128,52 @@ def embed_paths(
     return Embeddings(kept, vectors, failed)
 
 
+@dataclass(frozen=True)
+class Embedded:
+    """Photos cropped and embedded: ``photos`` as given, ``crops`` what was embedded and is matched locally (the
+    photo itself without a detector), ``vectors`` (N, D) unit embeddings; ``failed``: unreadable photos, why."""
+
+    photos: list[Path]
+    crops: list[Path]
+    vectors: np.ndarray
+    failed: dict[Path, str]
+
+
+class PhotoEmbedder:
+    """Crops photos with ``detector`` (none: the photo itself) and embeds the crops with the model: what identify,
+    gallery build, enroll and `flukeid embed` (here or in a Ray actor) all embed."""
+
+    def __init__(self, artifact: Artifact, detector: Detector | None = None) -> None:
+        self.artifact, self.detector = artifact, detector
+
+    def _sources(self, paths: Sequence[Path]) -> dict[Path, Path]:
+        """Each photo's crop by the detector (the photo itself without one): crop -> photo."""
+        if self.detector is None:
+            return {Path(p): Path(p) for p in paths}
+        from flukeid.detect.crop import crop_photos
+
+        return {c.path: c.source for c in crop_photos(self.detector, list(paths), num_workers=0)}
+
+    def crops(self, paths: Sequence[Path]) -> list[Path]:
+        """What is embedded (and matched) of each photo: its crop, or the photo itself."""
+        back = {source: crop for crop, source in self._sources(paths).items()}
+        return [back.get(Path(p), Path(p)) for p in paths]
+
+    def embed(self, paths: Sequence[Path]) -> Embedded:
+        """Crop and embed photos (the readable ones; the others are in ``failed``)."""
+        sources = self._sources(paths)
+        embedded = embed_paths(self.artifact, list(sources), num_workers=0)
+        failed = {sources[p]: why for p, why in embedded.failed.items()}
+        return Embedded([sources[p] for p in embedded.paths], embedded.paths, embedded.vectors, failed)
+
+
 # -- embeddings files ----------------------------------------------------------------------------------------------
 
 EMBEDDINGS_SUFFIX = ".npz"
 CHUNK = 256
 """Photos per chunk file: an interrupted run loses at most this many embeddings."""
 Batches = Callable[[list[Path]], Iterator["Embedded"]]
-"""Embeds photos batch by batch (locally or on Ray), each batch as `Identifier.embed` gives it."""
+"""Embeds photos batch by batch (locally or on Ray), each batch as `PhotoEmbedder.embed` gives it."""
 
 
 @dataclass(frozen=True)
@@ -371,17 +409,9 @@ def embed_to_file(
     return EmbedRun(out, embedded, skipped, failed, total)
 
 
-def batch_embedder(artifact: Artifact, detector: Detector | None = None) -> Identifier:
-    """An Identifier that only crops (with ``detector``) and embeds, as identify does: no gallery, no matcher."""
-    from flukeid.identify.identifier import Identifier
-    from flukeid.identify.settings import IdentifySettings
-
-    return Identifier(artifact, None, IdentifySettings(matchers=()), detector=detector)
-
-
 def local_batches(artifact: Artifact, detector: Detector | None = None, batch_size: int = 64) -> Batches:
     """Embed in this process, ``batch_size`` photos at a time (crops as identify makes them)."""
-    embedder = batch_embedder(artifact, detector)
+    embedder = PhotoEmbedder(artifact, detector)
 
     def run(paths: list[Path]) -> Iterator[Embedded]:
         for start in range(0, len(paths), batch_size):

@@ -25,8 +25,9 @@ import numpy as np
 from flukeid.errors import FlukeidError
 
 if TYPE_CHECKING:
-    from flukeid.embed import Batches, Progress
-    from flukeid.identify.identifier import Embedded, Identifier
+    from flukeid.embed import Batches, Embedded
+    from flukeid.identify.identifier import Identifier
+    from flukeid.progress import Progress
 
 LOCAL = "local"
 """``--ray local``: a Ray started on this machine for the run."""
@@ -96,12 +97,12 @@ class PhotoEmbedder:
 
     def __init__(self, model: str, detector: str | None) -> None:
         from flukeid.detect.model import load_detector
-        from flukeid.embed import batch_embedder
+        from flukeid.embed import PhotoEmbedder
         from flukeid.models.artifact import load_model
 
         artifact = load_model(Path(model))
         self.dim = artifact.model.dim
-        self.embedder = batch_embedder(artifact, load_detector(Path(detector)) if detector else None)
+        self.embedder = PhotoEmbedder(artifact, load_detector(Path(detector)) if detector else None)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         paths = [Path(p) for p in batch["path"].tolist()]
@@ -147,7 +148,7 @@ def _driver_crop(crop: str, data: bytes, photo: Path) -> Path:
 
 def _embedded(batch: dict[str, np.ndarray], paths: Sequence[Path]) -> Embedded:
     """One batch of actor output as `Identifier.embed` gives it, for the paths as given."""
-    from flukeid.identify.identifier import Embedded
+    from flukeid.embed import Embedded
 
     index = batch["index"].tolist()
     errors = [str(e).replace(str(paths[i].resolve()), str(paths[i])) for i, e in zip(index, batch["error"].tolist())]
@@ -200,7 +201,7 @@ def ray_batches(
 
 def gather(batches: Iterator[Embedded], paths: Sequence[Path], dim: int, progress: Progress | None = None) -> Embedded:
     """All batches as one, in the order of ``paths`` (as `Identifier.embed` orders them)."""
-    from flukeid.identify.identifier import Embedded
+    from flukeid.embed import Embedded
 
     photos: list[Path] = []
     crops: list[Path] = []

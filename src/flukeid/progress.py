@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from rich import progress as rich_progress
 from rich.console import Console
 from rich.logging import RichHandler
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+
+_LIGHTNING_NOISE = (
+    r".*ckpt_path.*",
+    r".*LeafSpec.*",
+    r".*does not have many workers.*",
+    r".*deterministic.*",
+    r".*exists and is not empty.*",  # a resumed run's folders hold files: expected
+)
+
+Progress = Callable[[int, int], None]
+"""How long work reports how far it is: called with (done, total) as it goes; every library stage that takes a while
+accepts one (`progress_bar` makes one that draws a bar). Lightning's training loops draw their own bar instead
+(`progress: bool` there)."""
 
 console = Console(stderr=True)
 """Progress, logs and errors go to stderr."""
@@ -28,9 +43,9 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 @contextmanager
-def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
+def progress_bar(description: str) -> Iterator[Progress]:
     """Yield a ``(done, total)`` callback that drives one rich progress bar."""
-    with Progress(
+    with rich_progress.Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -45,3 +60,19 @@ def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
             bar.update(task, completed=done, total=total)
 
         yield update
+
+
+@contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Lightning's tips (its logger below WARNING) and expected warnings off for the block, restored after; never
+    for the whole process."""
+    logger = logging.getLogger("lightning.pytorch")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            for noise in _LIGHTNING_NOISE:
+                warnings.filterwarnings("ignore", message=noise)
+            yield
+    finally:
+        logger.setLevel(level)

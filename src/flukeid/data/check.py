@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +17,9 @@ from flukeid.data.ids import id_problem
 from flukeid.data.images import DEFAULT_MAX_PIXELS, ImageInfo, inspect_image
 from flukeid.data.problems import Problem, Severity
 from flukeid.errors import CatalogueError, FlukeidError, ImageError
+from flukeid.progress import Progress
 
 log = logging.getLogger(__name__)
-Progress = Callable[[int, int], None]
 NEAR_DUPLICATE_BITS = 4
 """Photos whose 64-bit difference hashes differ in at most this many bits are near-duplicates."""
 

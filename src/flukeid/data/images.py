@@ -16,9 +16,6 @@ DEFAULT_MAX_PIXELS = 50_000_000
 
 _EXIF_ORIENTATION = 0x0112
 
-# Our own limit is checked from the header; PIL's bomb check would only duplicate it with a worse message.
-Image.MAX_IMAGE_PIXELS = None
-
 
 @dataclass(frozen=True)
 class ImageInfo:
@@ -38,6 +35,8 @@ def _open_checked(path: Path, max_pixels: int) -> Image.Image:
         raise ImageError(f"{path}: file not found")
     try:
         img = Image.open(path)
+    except Image.DecompressionBombError as exc:  # Pillow's own limit, checked before ours from the same header
+        raise ImageError(f"{path}: refused, its header claims more pixels than Pillow decodes ({exc})") from exc
     except (OSError, ValueError) as exc:
         if "truncated" in str(exc).lower():
             raise ImageError(f"{path}: image data is damaged or truncated ({exc})") from exc

@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,16 +23,17 @@ from flukeid.data.images import read_image
 from flukeid.detect.model import Detector
 from flukeid.detect.predict import BoxPrediction, predict_boxes
 from flukeid.errors import ImageError
+from flukeid.models.artifact import CROP_MARGIN, CROP_MIN_CONFIDENCE
+from flukeid.progress import Progress
 
 log = logging.getLogger(__name__)
-Progress = Callable[[int, int], None]
 Box = tuple[float, float, float, float]
 
 
 @dataclass(frozen=True)
 class CropSettings:
-    margin: float = 0.1  # share of the box's width/height added on each side
-    min_confidence: float = 0.5  # below: the detector is unsure and the full frame is kept
+    margin: float = CROP_MARGIN  # share of the box's width/height added on each side
+    min_confidence: float = CROP_MIN_CONFIDENCE  # below: the detector is unsure and the full frame is kept
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ A detector folder holds ``detector.safetensors`` and ``detector.yaml`` (the `Det
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from dataclasses import dataclass
@@ -25,11 +24,20 @@ from torch import nn
 from flukeid.config import load_config, save_config
 from flukeid.errors import FlukeidError
 from flukeid.folders import replacing_folder
-from flukeid.models.artifact import state_file
+from flukeid.models.artifact import (
+    DETECTOR_CONFIG as CONFIG,
+)
+from flukeid.models.artifact import (
+    DETECTOR_WEIGHTS as WEIGHTS,
+)
+from flukeid.models.artifact import (
+    MODEL_DETECTOR,
+    detector_identity,
+    state_file,
+)
 from flukeid.models.backbones import Backbone, create_backbone
 
-WEIGHTS, CONFIG, METRICS = "detector.safetensors", "detector.yaml", "metrics.json"
-MODEL_DETECTOR = "detector"  # an identity model trained on crops keeps its detector in this sub-folder
+METRICS = "metrics.json"
 
 
 @dataclass(frozen=True)
@@ -111,27 +119,6 @@ def load_detector(path: Path, device: str | torch.device = "cpu") -> Detector:
     model.to(device).eval()
     metrics = json.loads((path / METRICS).read_text()) if (path / METRICS).is_file() else {}
     return Detector(path, model, cfg, detector_identity(path), metrics)
-
-
-def detector_identity(path: Path) -> str:
-    """A short hex id of a detector folder's weights and settings (detector.yaml): what decides its boxes."""
-    digest = hashlib.sha1()
-    for name in (WEIGHTS, CONFIG):
-        file = Path(path) / name
-        digest.update(name.encode() + b"\0" + (file.read_bytes() if file.is_file() else b"") + b"\0")
-    return digest.hexdigest()[:16]
-
-
-def model_detector_identity(model_dir: Path) -> str | None:
-    """The id of the crops an identity model's own detector makes (its weights, settings and the default crop
-    margin and confidence), or None when the model carries no detector."""
-    from flukeid.detect.crop import CropSettings  # crop builds on this module: import when used
-
-    folder = Path(model_dir) / MODEL_DETECTOR
-    if not (folder / WEIGHTS).is_file():
-        return None
-    settings = CropSettings()
-    return f"{detector_identity(folder)}-m{settings.margin:g}-c{settings.min_confidence:g}"
 
 
 def attach_detector(model_dir: Path, detector_dir: Path) -> None:

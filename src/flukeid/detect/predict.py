@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,9 +19,9 @@ from flukeid.detect.data import BoxRows, Letterbox
 from flukeid.detect.model import Detector
 from flukeid.errors import ImageError
 from flukeid.metrics import BoxScores, Detection, box_scores
+from flukeid.progress import Progress
 
 log = logging.getLogger(__name__)
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from flukeid.detect.data import BoxDataset, BoxRows
 from flukeid.detect.model import BoxDetector, Detector, DetectorConfig, build_detector, save_detector
 from flukeid.detect.predict import DetectorEvaluation, evaluate_detector
 from flukeid.errors import ConfigError
+from flukeid.progress import quiet_lightning
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,8 @@ def train_detector(rows: BoxRows, cfg: DetectTrainConfig, out: Path, progress: b
         enable_model_summary=False,
         callbacks=[RichProgressBar()] if progress else [],
     )
-    trainer.fit(BoxModule(model, cfg), loader)
+    with quiet_lightning():
+        trainer.fit(BoxModule(model, cfg), loader)
     counts = {"trained_on": len(train_rows), "held_out": len(held_out)}
     if len(held_out) == 0:
         save_detector(out, model, cfg.model, counts)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from flukeid import NEW_WHALE
-from flukeid.embed import Progress, embed_paths
+from flukeid.embed import embed_paths
 from flukeid.errors import FlukeidError
 from flukeid.folders import replacing_folder
 from flukeid.gallery.local import store_local_features
@@ -23,6 +23,7 @@ from flukeid.gallery.store import MODEL_LINK, Gallery, check_build_target, check
 from flukeid.gallery.vectors import StoreSpec, forget_store, release_store
 from flukeid.matchers import LocalMatcher
 from flukeid.models.artifact import Artifact
+from flukeid.progress import Progress
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from flukeid import NEW_WHALE
 from flukeid.gallery.index import PhotoHits
-from flukeid.identify.ranking import ScoreTable
+from flukeid.scores import ScoreTable, hit_scores
 
 
 def _column_map(individuals: np.ndarray) -> dict[str, int]:
@@ -86,21 +86,5 @@ class Labels:
 
     def score_table(self, hits: PhotoHits, aggregate: str) -> ScoreTable:
         """Per-individual scores (Q, P) from photo hits (Q, k), over the P individuals (sorted) with a hit for some
-        query: best ("max") or mean similarity of the individual's hits, -1 where a query has none of its photos
-        among its hits; `new_whale` hits are left out. Vectorised over the batch."""
-        columns = self.columns_at(hits.ids)
-        rows, places = np.nonzero(columns >= 0)
-        present, inverse = np.unique(columns[rows, places], return_inverse=True)
-        n_queries, n_present = hits.ids.shape[0], len(present)
-        cells = rows * n_present + inverse.reshape(-1)
-        values = hits.similarity[rows, places]
-        if aggregate == "max":
-            scores = np.full(n_queries * n_present, -np.inf, dtype=np.float32)
-            np.maximum.at(scores, cells, values)
-        else:
-            sums = np.bincount(cells, weights=values.astype(np.float64), minlength=n_queries * n_present)
-            counts = np.bincount(cells, minlength=n_queries * n_present)
-            scores = np.divide(sums, counts, out=np.full(len(sums), -np.inf), where=counts > 0).astype(np.float32)
-        scores[np.isneginf(scores)] = -1.0
-        names = self.individuals[present].tolist()
-        return ScoreTable(names, scores.reshape(n_queries, n_present), names_checked=True)
+        query (`flukeid.scores.hit_scores`); `new_whale` hits are left out."""
+        return hit_scores(self.columns_at(hits.ids), hits.similarity, self.individuals, aggregate)

@@ -6,14 +6,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from flukeid.gallery.store import Gallery, Photo
 from flukeid.matchers import LocalFeatures, LocalMatcher
+from flukeid.progress import Progress
 
 log = logging.getLogger(__name__)
-Progress = Callable[[int, int], None]
 
 
 def _extract(matcher: LocalMatcher, photo: Photo) -> LocalFeatures:

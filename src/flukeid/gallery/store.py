@@ -43,7 +43,7 @@ from flukeid.folders import leftover_folders
 from flukeid.gallery.index import INDEX_KINDS, PhotoHits, SearchSettings, empty_hits
 from flukeid.gallery.labels import Labels
 from flukeid.gallery.vectors import StoreSpec, VectorStore, open_store
-from flukeid.identify.ranking import AGGREGATES, ScoreTable, individual_centroids
+from flukeid.scores import AGGREGATES, ScoreTable, individual_centroids
 
 log = logging.getLogger(__name__)
 
@@ -504,10 +504,6 @@ class Gallery:
                 old.drop()
             except FlukeidError as exc:
                 log.warning("%s: the previous store (%s) is left behind: %s", self.path, old_spec.describe(), exc)
-
-    def rebuild_index(self) -> None:
-        """Rebuild the vector store from the database (as `rebuild`)."""
-        self.rebuild()
 
     def close(self) -> None:
         """Let go of the vector store and the database handle; the next call opens them again. An in-process Milvus

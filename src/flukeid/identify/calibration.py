@@ -19,7 +19,7 @@ import numpy as np
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
-from flukeid.identify.ranking import ScoreTable
+from flukeid.scores import ScoreTable
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from flukeid.identify.ranking import ScoreTable, tune_threshold
+from flukeid.identify.ranking import tune_threshold
+from flukeid.scores import ScoreTable
 
 MISSING_SCORE = -1.0
 """Score of an individual that one model's table does not hold (the lowest cosine)."""

@@ -9,16 +9,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from flukeid.data.splits import Split
 from flukeid.gallery.build import build_gallery
 from flukeid.gallery.local import store_local_features
-from flukeid.identify.identifier import Identifier, Progress, load_fusion, load_settings
-from flukeid.identify.ranking import Ranking, ScoreTable, novelty_scores, rank, tune_threshold
+from flukeid.identify.identifier import Identifier, load_fusion, load_settings
+from flukeid.identify.ranking import Ranking, novelty_scores, rank, tune_threshold
 from flukeid.identify.settings import IdentifySettings
 from flukeid.metrics import OpenSetScores, open_set_scores
 from flukeid.models.artifact import Artifact
+from flukeid.progress import Progress
+from flukeid.scores import ScoreTable
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,3 @@ def evaluate_split(
         scored.table, list(kept["Id"]), list(kept["Individual"]), identifier.threshold, scored.paths
     )
     return dataclasses.replace(evaluation, seconds_per_query=seconds)
-
-
-def mean_std(values: list[float]) -> str:
-    return f"{np.mean(values):.3f} ± {np.std(values):.3f}"

@@ -16,8 +16,8 @@ import numpy as np
 from flukeid.config import from_dict, to_dict
 from flukeid.errors import FlukeidError
 from flukeid.identify.calibration import Isotonic, Logistic
-from flukeid.identify.ranking import ScoreTable
 from flukeid.identify.settings import IdentifySettings
+from flukeid.scores import ScoreTable
 
 GLOBAL = "global"
 """The component name of the embedding's cosine similarity (local matchers go by their settings' key)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,20 +22,21 @@ import numpy as np
 
 from flukeid import NEW_WHALE
 from flukeid.detect.model import Detector, model_detector
-from flukeid.embed import embed_paths
+from flukeid.embed import Embedded, PhotoEmbedder
 from flukeid.errors import FlukeidError
 from flukeid.gallery import Gallery, PhotoHits
 from flukeid.gallery.local import FeatureCache
 from flukeid.identify.calibration import Calibration, match_features
 from flukeid.identify.fusion import GLOBAL, Fusion, PairScores
-from flukeid.identify.ranking import Ranking, ScoreTable, rank
+from flukeid.identify.ranking import Ranking, rank
 from flukeid.identify.settings import IdentifySettings
 from flukeid.matchers import LocalFeatures, LocalMatcher, create_matcher
 from flukeid.models.artifact import Artifact, load_model
 from flukeid.models.folder import ModelFolder
+from flukeid.progress import Progress
+from flukeid.scores import ScoreTable
 
 log = logging.getLogger(__name__)
-Progress = Callable[[int, int], None]
 SEARCH_K = 200
 """Catalogue photos searched per query: the shortlist and its photos come from these hits."""
 
@@ -63,17 +64,6 @@ class Scored:
     cosine: ScoreTable
     pairs: PairScores
     failed: dict[Path, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Embedded:
-    """Photos cropped and embedded: ``photos`` as given, ``crops`` what was embedded and is matched locally (the
-    photo itself without a detector), ``vectors`` (N, D) unit embeddings; ``failed``: unreadable photos, why."""
-
-    photos: list[Path]
-    crops: list[Path]
-    vectors: np.ndarray
-    failed: dict[Path, str]
 
 
 def _scores(
@@ -190,16 +180,10 @@ class Identifier:
 
     def crops(self, paths: Sequence[Path]) -> list[Path]:
         """What the model embeds and matches of each photo: its crop by the detector, or the photo itself."""
-        back = {source: crop for crop, source in self._crops(paths).items()}
-        return [back.get(Path(p), Path(p)) for p in paths]
+        return self._embedder().crops(paths)
 
-    def _crops(self, paths: Sequence[Path]) -> dict[Path, Path]:
-        """Each photo's crop by the detector (the photo itself without one): crop -> photo."""
-        if self.detector is None:
-            return {Path(p): Path(p) for p in paths}
-        from flukeid.detect.crop import crop_photos
-
-        return {c.path: c.source for c in crop_photos(self.detector, list(paths), num_workers=0)}
+    def _embedder(self) -> PhotoEmbedder:
+        return PhotoEmbedder(self.artifact, self.detector)
 
     def score(self, paths: Sequence[Path], progress: Progress | None = None) -> Scored:
         """Crop, embed and score photos against the gallery."""
@@ -307,10 +291,7 @@ class Identifier:
 
     def embed(self, paths: Sequence[Path]) -> Embedded:
         """Crop and embed photos (the readable ones; the others are in ``failed``)."""
-        sources = self._crops(paths)
-        embedded = embed_paths(self.artifact, list(sources), num_workers=0)
-        failed = {sources[p]: why for p, why in embedded.failed.items()}
-        return Embedded([sources[p] for p in embedded.paths], embedded.paths, embedded.vectors, failed)
+        return self._embedder().embed(paths)
 
     def pair_probabilities(self, paths: Sequence[Path], pairs: np.ndarray) -> np.ndarray:
         """P(same individual) (P,) of photo pairs (P, 2) (rows of ``paths``, all readable): the fused calibration

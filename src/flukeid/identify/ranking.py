@@ -1,60 +1,19 @@
-"""Per-individual scores, top-k rankings with a `new_whale` threshold, and the threshold's tuning."""
+"""Top-k rankings of score tables (`flukeid.scores`) with a `new_whale` threshold, and the threshold's tuning."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from flukeid import NEW_WHALE
-
-AGGREGATES: tuple[str, ...] = ("max", "mean")
-"""Ways to turn the similarities to one individual's photos into one score."""
+from flukeid.scores import ScoreTable
 
 _ROW_BLOCK = 2048
 """Queries ranked at once, bounding the memory of top-k selection to a few (block, I) arrays."""
 
 _PLATEAU_TOLERANCE = 1e-12
-
-
-@dataclass(frozen=True)
-class ScoreTable:
-    """Per-individual scores for each query: scores[q, i] = similarity of query q to individuals[i].
-
-    scores has shape (Q, I); individuals are unique and never `new_whale`; scores are never NaN.
-    """
-
-    individuals: list[str]
-    scores: np.ndarray
-    names_checked: bool = field(default=False, repr=False, compare=False)
-    """True where the maker guarantees unique names without `new_whale` (a gallery's sorted individuals): skips
-    an O(I) check that costs milliseconds per query on large catalogues."""
-
-    def __post_init__(self) -> None:
-        if self.scores.ndim != 2 or self.scores.shape[1] != len(self.individuals):
-            raise ValueError(
-                f"scores must have shape (Q, {len(self.individuals)}) for {len(self.individuals)} "
-                f"individuals, got {self.scores.shape}"
-            )
-        if not self.names_checked:
-            self._check_names()
-        if np.isnan(self.scores).any():
-            raise ValueError("scores contain NaN; check the similarities or embeddings they came from")
-
-    def _check_names(self) -> None:
-        if len(set(self.individuals)) != len(self.individuals):
-            raise ValueError("individuals must be unique, found repeated names")
-        if NEW_WHALE in self.individuals:
-            raise ValueError(f"{NEW_WHALE!r} is not an individual; remove it from the table")
-
-
-@dataclass(frozen=True)
-class Centroids:
-    """One unit-length mean embedding per individual: vectors (I, D) float32, rows as individuals."""
-
-    individuals: list[str]
-    vectors: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -80,81 +39,11 @@ class ThresholdFit:
 
 
 @dataclass(frozen=True)
-class _Groups:
-    """Gallery photos grouped by individual: photo indices (G',) sorted by individual name,
-    where each individual's run starts (I,) and how long it is (I,)."""
-
-    individuals: list[str]
-    photos: np.ndarray
-    starts: np.ndarray
-    counts: np.ndarray
-
-
-@dataclass(frozen=True)
 class _TopK:
     """Column indices (Q, K') of the best individuals, best first, and their scores (Q, K')."""
 
     columns: np.ndarray
     scores: np.ndarray
-
-
-def _group(gallery_ids: Sequence[str]) -> _Groups:
-    """Group photos by individual name (sorted), leaving out `new_whale` photos."""
-    labels = np.asarray(gallery_ids, dtype=str).reshape(-1)
-    kept = np.flatnonzero(labels != NEW_WHALE)
-    names, inverse, counts = np.unique(labels[kept], return_inverse=True, return_counts=True)
-    order = np.argsort(inverse, kind="stable")
-    starts = np.cumsum(counts) - counts
-    return _Groups(names.tolist(), kept[order], starts.astype(np.intp), counts)
-
-
-def individual_scores(similarity: np.ndarray, gallery_ids: Sequence[str], aggregate: str = "max") -> ScoreTable:
-    """Score of each query (Q, G similarities to gallery photos) for each individual: (Q, I) float32.
-
-    "max": the best similarity over the individual's photos; "mean": their mean.
-    Photos labelled `new_whale` are ignored; individuals come sorted by name.
-    """
-    if aggregate not in AGGREGATES:
-        raise ValueError(f"unknown aggregate {aggregate!r}; expected one of {', '.join(AGGREGATES)}")
-    if similarity.ndim != 2 or similarity.shape[1] != len(gallery_ids):
-        raise ValueError(
-            f"similarity must have shape (Q, {len(gallery_ids)}) for {len(gallery_ids)} gallery ids, "
-            f"got {similarity.shape}"
-        )
-    groups = _group(gallery_ids)
-    if not groups.individuals:
-        return ScoreTable([], np.zeros((similarity.shape[0], 0), dtype=np.float32))
-    by_photo = similarity[:, groups.photos]
-    if aggregate == "max":
-        scores = np.maximum.reduceat(by_photo, groups.starts, axis=1)
-    else:
-        scores = np.add.reduceat(by_photo, groups.starts, axis=1) / groups.counts
-    return ScoreTable(groups.individuals, scores.astype(np.float32))
-
-
-def _unit_rows(vectors: np.ndarray) -> np.ndarray:
-    """Rows (N, D) scaled to unit L2 norm; all-zero rows stay zero."""
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
-
-
-def individual_centroids(embeddings: np.ndarray, gallery_ids: Sequence[str]) -> Centroids:
-    """One mean embedding per individual from gallery embeddings (G, D): vectors (I, D) float32.
-
-    Each photo's embedding is L2-normalised before averaging (every photo weighs the same), and
-    the mean is L2-normalised again. Photos labelled `new_whale` are ignored.
-    """
-    if embeddings.ndim != 2 or embeddings.shape[0] != len(gallery_ids):
-        raise ValueError(
-            f"embeddings must have shape ({len(gallery_ids)}, D) for {len(gallery_ids)} gallery ids, "
-            f"got {embeddings.shape}"
-        )
-    groups = _group(gallery_ids)
-    if not groups.individuals:
-        return Centroids([], np.zeros((0, embeddings.shape[1]), dtype=np.float32))
-    unit = _unit_rows(embeddings[groups.photos].astype(np.float64))
-    sums = np.add.reduceat(unit, groups.starts, axis=0)
-    return Centroids(groups.individuals, _unit_rows(sums).astype(np.float32))
 
 
 def _top_k_block(scores: np.ndarray, k: int) -> np.ndarray:

@@ -21,11 +21,13 @@ from flukeid.data.splits import make_split
 from flukeid.gallery.build import build_gallery
 from flukeid.identify.calibration import Isotonic, Logistic, fit_calibration
 from flukeid.identify.fusion import GLOBAL, Fusion
-from flukeid.identify.identifier import Identifier, Progress, Scored, load_settings, save_settings
-from flukeid.identify.ranking import ScoreTable, tune_threshold
+from flukeid.identify.identifier import Identifier, Scored, load_settings, save_settings
+from flukeid.identify.ranking import tune_threshold
 from flukeid.identify.settings import IdentifySettings
-from flukeid.models.artifact import Artifact, ModelConfig, build_model, load_model, save_model
+from flukeid.models.artifact import Artifact
 from flukeid.models.folder import ModelFolder
+from flukeid.progress import Progress
+from flukeid.scores import ScoreTable
 
 
 @dataclass(frozen=True)
@@ -84,10 +86,3 @@ def tune_model(
     fusion = fit_fusion(scored, truths, settings, artifact.model_id)
     fusion.save(ModelFolder(artifact.path).fusion)
     return fusion
-
-
-def frozen_model(backbone: str, out: Path, image_size: tuple[int, int] | None = None) -> Artifact:
-    """A model directory of pretrained ImageNet features (GeM-pooled, no neck, no training)."""
-    cfg = ModelConfig(backbone=backbone, pretrained=True, embedding_dim=None, image_size=image_size)
-    save_model(out, build_model(cfg).eval(), cfg, labels=[], threshold=None, extra={"frozen": True})
-    return load_model(out)

@@ -71,12 +71,34 @@ def _file_sha1(path: Path) -> str:
     return digest.hexdigest()
 
 
+MODEL_DETECTOR = "detector"  # an identity model trained on crops keeps its detector in this sub-folder
+DETECTOR_WEIGHTS, DETECTOR_CONFIG = "detector.safetensors", "detector.yaml"  # a detector folder's files
+CROP_MARGIN = 0.1  # share of the box's width/height added on each side of a crop
+CROP_MIN_CONFIDENCE = 0.5  # below: the detector is unsure and the full frame is kept
+
+
+def detector_identity(path: Path) -> str:
+    """A short hex id of a detector folder's weights and settings (detector.yaml): what decides its boxes."""
+    digest = hashlib.sha1()
+    for name in (DETECTOR_WEIGHTS, DETECTOR_CONFIG):
+        file = Path(path) / name
+        digest.update(name.encode() + b"\0" + (file.read_bytes() if file.is_file() else b"") + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def model_detector_identity(model_dir: Path) -> str | None:
+    """The id of the crops an identity model's own detector makes (its weights, settings and the default crop
+    margin and confidence), or None when the model carries no detector."""
+    folder = Path(model_dir) / MODEL_DETECTOR
+    if not (folder / DETECTOR_WEIGHTS).is_file():
+        return None
+    return f"{detector_identity(folder)}-m{CROP_MARGIN:g}-c{CROP_MIN_CONFIDENCE:g}"
+
+
 def model_identity(path: Path, cfg: ModelConfig, model: EmbeddingModel) -> str:
     """A short hex id of everything that decides a photo's embedding: the weights, the architecture in
     model.yaml (input size resolved), the input normalisation, and the crop detector the model carries (its
     weights and settings). Embeddings of two models compare only when their ids are equal."""
-    from flukeid.detect.model import model_detector_identity  # detect builds on this module: import when used
-
     spec = model.backbone.spec
     architecture = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _NOT_IN_EMBEDDINGS}
     architecture["image_size"] = list(cfg.image_size or spec.input_size)
@@ -166,3 +188,10 @@ def _json(path: Path, missing: Any) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise FlukeidError(f"{path}: not valid JSON ({exc})") from exc
+
+
+def frozen_model(backbone: str, out: Path, image_size: tuple[int, int] | None = None) -> Artifact:
+    """A model directory of pretrained ImageNet features (GeM-pooled, no neck, no training)."""
+    cfg = ModelConfig(backbone=backbone, pretrained=True, embedding_dim=None, image_size=image_size)
+    save_model(out, build_model(cfg).eval(), cfg, labels=[], threshold=None, extra={"frozen": True})
+    return load_model(out)

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 
 from flukeid import NEW_WHALE
 from flukeid.data.stats import CatalogueStats
-from flukeid.identify.ranking import ScoreTable
+from flukeid.scores import ScoreTable
 
 
 def plot_photos_per_id(stats: CatalogueStats, path: Path, title: str = "") -> Path:

@@ -27,8 +27,9 @@ from flukeid.gallery import Gallery
 from flukeid.gallery import Photo as GalleryPhoto
 from flukeid.identify.fusion import GLOBAL, PairScores
 from flukeid.identify.identifier import Identifier
-from flukeid.identify.ranking import ScoreTable, rank
+from flukeid.identify.ranking import rank
 from flukeid.models.artifact import load_model
+from flukeid.scores import ScoreTable
 from flukeid.serve.db import Individual, Photo, sessions
 
 SETTINGS_FILE = "catalog.json"

@@ -6,7 +6,6 @@ import logging
 import os
 import shutil
 import signal
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from flukeid.errors import ConfigError, FlukeidError
 from flukeid.identify.tune import write_tuning
 from flukeid.models.artifact import Artifact, ModelConfig, build_model, save_model
 from flukeid.models.head import EmbeddingModel
+from flukeid.progress import quiet_lightning
 from flukeid.train.config import TrainConfig
 from flukeid.train.losses import build_loss
 from flukeid.train.module import IdentityModule, ValidationSet
@@ -41,10 +41,6 @@ LOGS, METRICS = "logs", "metrics.csv"
 """out/logs/metrics.csv: every run's logged rows (a resumed run's after the earlier ones), copied into the model."""
 SEGMENT, EARLIER_METRICS = "current", "before-resume.csv"
 """Lightning logs this run to logs/current/metrics.csv; logs/before-resume.csv keeps the earlier runs' rows."""
-logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # set at import by lightning; its tips are noise
-_NOISE = (r".*ckpt_path.*", r".*LeafSpec.*", r".*does not have many workers.*", r".*deterministic.*")
-for _noise in (*_NOISE, r".*exists and is not empty.*"):  # a resumed run's folders hold files: expected
-    warnings.filterwarnings("ignore", message=_noise)
 
 
 @dataclass(frozen=True)
@@ -279,6 +275,20 @@ def train(
 
     With ``teachers``, the model also learns from them (`flukeid.train.teacher`, weights in ``distill``).
     """
+    with quiet_lightning():
+        return _train(labels, cfg, out, resume, progress, teachers, distill)
+
+
+def _train(
+    labels: pd.DataFrame,
+    cfg: TrainConfig,
+    out: Path,
+    resume: bool = True,
+    progress: bool = True,
+    teachers: Sequence[Artifact] = (),
+    distill: DistillConfig | None = None,
+) -> TrainResult:
+
     check_trainable(labels, cfg)
     check_hardware(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)

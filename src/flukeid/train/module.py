@@ -8,11 +8,11 @@ from dataclasses import dataclass
 import lightning as L
 import numpy as np
 import torch
-from torch import nn
 
-from flukeid.identify.ranking import ScoreTable, individual_scores, rank, tune_threshold
+from flukeid.identify.ranking import rank, tune_threshold
 from flukeid.metrics import top_k_accuracy
 from flukeid.models.head import EmbeddingModel
+from flukeid.scores import ScoreTable, individual_scores
 from flukeid.train.config import OptimConfig
 from flukeid.train.losses import IdentityLoss
 from flukeid.train.teacher import DistillLoss
@@ -120,7 +120,3 @@ class IdentityModule(L.LightningModule):
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-
-def trainable_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)
