@@ -132,7 +132,7 @@ def test_a_folder_is_not_a_config(tmp_path: Path) -> None:
         ("num_workers", -1, r"num_workers must be an integer >= 0"),
         ("seed", -1, r"seed must be in \[0, 4294967295\]"),
         ("seed", 2**40, r"seed must be in \[0, 4294967295\]"),
-        ("precision", "17-mixed", r"precision must be one of auto, 32-true"),
+        ("precision", "17-mixed", r"precision: unknown '17-mixed' \(did you mean '16-mixed'\?\); valid: auto, 32-true"),
         ("optim.lr", 0, r"optim.lr must be a finite number > 0, found 0.0"),
         ("optim.lr", float("nan"), r"optim.lr must be a finite number > 0, found nan"),
         ("optim.lr", float("inf"), r"optim.lr must be a finite number > 0, found inf"),
@@ -144,8 +144,8 @@ def test_a_folder_is_not_a_config(tmp_path: Path) -> None:
         ("augment.hflip", 1.5, r"augment.hflip must be a probability in \[0, 1\] or null"),
         ("augment.scale", 1, r"augment.scale must be in \[0, 1\)"),
         ("augment.rotate", -5, r"augment.rotate must be degrees in \[0, 180\]"),
-        ("augment.preset", "strnog", r"augment.preset: unknown preset 'strnog' \(did you mean 'strong'\?\)"),
-        ("loss.name", "arcfase", r"loss.name: unknown loss 'arcfase' \(did you mean 'arcface'\?\)"),
+        ("augment.preset", "strnog", r"augment.preset: unknown 'strnog' \(did you mean 'strong'\?\)"),
+        ("loss.name", "arcfase", r"loss.name: unknown 'arcfase' \(did you mean 'arcface'\?\)"),
     ],
 )
 def test_train_config_refuses_out_of_range_values(key: str, value: object, message: str) -> None:

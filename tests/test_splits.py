@@ -92,7 +92,7 @@ def test_write_split_kaggle_layout(tmp_path: Path) -> None:
 
 def test_unknown_kinds_and_shares_out_of_range_are_refused_with_the_valid_ones() -> None:
     labels = pd.DataFrame({"Image": ["a", "b"], "Id": ["w_1", "w_2"], "path": ["a", "b"]})
-    with pytest.raises(ConfigError, match="'weird' is not one of closed, open, disjoint, whale"):
+    with pytest.raises(ConfigError, match="split kind: unknown 'weird'; valid: closed, open, disjoint, whale"):
         make_split(labels, "weird")
     with pytest.raises(ConfigError, match=r"unknown_share must be in \[0, 1\), found -1"):
         make_split(labels, "open", unknown_share=-1)

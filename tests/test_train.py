@@ -213,7 +213,7 @@ def test_bad_input_fails_before_training(labels: pd.DataFrame) -> None:
         train(one, tiny_config(), Path("unused"))
     with pytest.raises(ConfigError, match=r"batch_size must be at least 8 \(2 individuals x m_per_class 3"):
         train(labels, tiny_config(batch_size=4), Path("unused"))
-    with pytest.raises(ConfigError, match=r"unknown loss 'arcfase' \(did you mean 'arcface'\?\)"):
+    with pytest.raises(ConfigError, match=r"loss.name: unknown 'arcfase' \(did you mean 'arcface'\?\)"):
         build_loss(LossConfig(name="arcfase"), 3, 8)
     with pytest.raises(ConfigError, match=r"unknown backbone 'efficientnet_lite9'.*valid: efficientnet_lite0"):
         build_model(dataclasses.replace(TINY, backbone="efficientnet_lite9"))

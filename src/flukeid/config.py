@@ -24,6 +24,20 @@ def suggest(name: str, valid: typing.Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def choices(literal: Any) -> tuple[Any, ...]:
+    """The values a ``Literal[...]`` type allows."""
+    return typing.get_args(literal)
+
+
+def check_choice(key: str, value: Any, allowed: typing.Iterable[Any]) -> None:
+    """Raise ConfigError ``key: unknown <value> (did you mean ...?); valid: ...`` unless ``value`` is allowed: the
+    one refusal of a choice (a Literal field, a name in a registry), from the loader or a config built in code."""
+    allowed = tuple(allowed)
+    if value not in allowed:
+        hint = suggest(value, map(str, allowed)) if isinstance(value, str) else ""
+        raise ConfigError(f"{key}: unknown {value!r}{hint}; valid: {', '.join(map(str, allowed))}")
+
+
 def _convert(value: Any, hint: Any, where: str) -> Any:
     """Convert a YAML value to the annotated type, or raise ConfigError naming the field."""
     origin = typing.get_origin(hint)
@@ -52,8 +66,7 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected {len(args)} values, found {len(value)}")
         return tuple(_convert(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
     if origin is typing.Literal:
-        if value not in typing.get_args(hint):
-            raise ConfigError(f"{where}: {value!r} is not one of {list(typing.get_args(hint))}")
+        check_choice(where, value, typing.get_args(hint))
         return value
     if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from flukeid import NEW_WHALE
+from flukeid.config import check_choice
 from flukeid.data.boxes import Box
 from flukeid.errors import ConfigError
 
@@ -80,9 +81,7 @@ def make_split(
     unknown_share: float = 0.25,
 ) -> Split:
     """Split labelled rows (Image, Id, path). ``new_whale`` rows stay in the catalogue part."""
-    valid = [k.value for k in SplitKind]
-    if kind not in valid:
-        raise ConfigError(f"split kind {kind!r} is not one of {', '.join(valid)}")
+    check_choice("split kind", kind, [k.value for k in SplitKind])
     for name, share in (("query_share", query_share), ("unknown_share", unknown_share)):
         if not 0 <= share < 1:
             raise ConfigError(f"{name} must be in [0, 1), found {share}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Literal
 
 import albumentations as A
 import cv2
@@ -15,15 +16,17 @@ import numpy as np
 import torch
 from albumentations.pytorch import ToTensorV2
 
-from flukeid.config import suggest
-from flukeid.errors import ConfigError
+from flukeid.config import check_choice
+
+Preset = Literal["none", "light", "strong"]
+"""Named augmentation strengths (`PRESETS`); a config's other knobs override single values of its preset."""
 
 
 @dataclass(frozen=True)
 class AugmentConfig:
     """Augmentation knobs; ``None`` takes the preset's value. Probabilities are in [0, 1]."""
 
-    preset: str = "light"
+    preset: Preset = "light"
     hflip: float | None = None  # forced to 0 when flipped photos are new individuals
     rotate: float | None = None  # degrees, +-
     scale: float | None = None  # +- relative zoom
@@ -35,7 +38,7 @@ class AugmentConfig:
     grey: float | None = None
 
 
-PRESETS: dict[str, AugmentConfig] = {
+PRESETS: dict[Preset, AugmentConfig] = {
     "none": AugmentConfig("none", 0, 0, 0, 0, 0, 0, 0, 0, 0),
     "light": AugmentConfig("light", 0.5, 8, 0.08, 0.04, 0.5, 0.1, 0.1, 0.1, 0.1),
     "strong": AugmentConfig("strong", 0.5, 15, 0.15, 0.08, 0.8, 0.3, 0.3, 0.3, 0.25),
@@ -44,10 +47,7 @@ PRESETS: dict[str, AugmentConfig] = {
 
 def resolve(cfg: AugmentConfig) -> AugmentConfig:
     """Fill the knobs left ``None`` from the named preset."""
-    if cfg.preset not in PRESETS:
-        raise ConfigError(
-            f"unknown augmentation preset {cfg.preset!r}{suggest(cfg.preset, PRESETS)}; valid: {', '.join(PRESETS)}"
-        )
+    check_choice("augment.preset", cfg.preset, PRESETS)
     base = PRESETS[cfg.preset]
     return dataclasses.replace(
         base,

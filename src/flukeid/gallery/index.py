@@ -16,14 +16,18 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import faiss
 import numpy as np
 
+from flukeid.config import check_choice, choices
+
 log = logging.getLogger(__name__)
 
-INDEX_KINDS: tuple[str, ...] = ("flat", "hnsw", "ivf")
+IndexKind = Literal["flat", "hnsw", "ivf"]
 """flat: exact search; hnsw: graph search (HNSW, 32 neighbours); ivf: inverted lists (k-means cells)."""
+INDEX_KINDS = choices(IndexKind)
 
 INDEX_FILE = "index.faiss"
 VERSION_FILE = "index.version"
@@ -72,8 +76,7 @@ def _factory_string(kind: str, n_vectors: int) -> str:
 
 def build_index(kind: str, vectors: np.ndarray, ids: np.ndarray) -> faiss.Index:
     """An inner-product index of the given kind over vectors (N, D) float32, answering with ids (N,) int64."""
-    if kind not in INDEX_KINDS:
-        raise ValueError(f"unknown index kind {kind!r}; expected one of {', '.join(INDEX_KINDS)}")
+    check_choice("index kind", kind, INDEX_KINDS)
     index = faiss.index_factory(vectors.shape[1], _factory_string(kind, len(vectors)), faiss.METRIC_INNER_PRODUCT)
     if not index.is_trained:
         index.train(vectors)

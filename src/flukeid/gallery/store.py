@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from flukeid import NEW_WHALE
+from flukeid.config import check_choice
 from flukeid.data.ids import id_problem
 from flukeid.errors import FlukeidError
 from flukeid.folders import leftover_folders
@@ -350,8 +351,7 @@ class Gallery:
         searched through the vector `store` ("faiss", or "milvus" at `milvus_uri`: see `flukeid.gallery.vectors`).
         With `building`, it is marked unfinished (`open` refuses it) until `finish` is called."""
         path = Path(path)
-        if index not in INDEX_KINDS:
-            raise FlukeidError(f"unknown index kind {index!r}; expected one of {', '.join(INDEX_KINDS)}")
+        check_choice("index kind", index, INDEX_KINDS)
         if dim < 1 or not model_id:
             raise FlukeidError(f"a gallery needs a model id and dim >= 1, got model {model_id!r} and dim {dim}")
         spec = StoreSpec.new(store, milvus_uri)

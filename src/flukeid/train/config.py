@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
-from flukeid.config import check_value, suggest
+from flukeid.config import check_choice, check_value, choices
 from flukeid.data.transforms import PRESETS, AugmentConfig
-from flukeid.errors import ConfigError
 from flukeid.models.artifact import ModelConfig
-from flukeid.train.losses import LOSSES, LossConfig
+from flukeid.train.losses import LOSSES, MINERS, LossConfig
 
-PRECISIONS = ("auto", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true")
+Precision = Literal["auto", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true"]
 """``auto`` (16-mixed on GPU, 32-true on CPU) and Lightning's precision names."""
+PRECISIONS = choices(Precision)
 MAX_SEED = 2**32 - 1
 """numpy (and so Lightning) accepts seeds 0 to 2**32 - 1."""
 _PROBABILITIES = ("hflip", "color", "clahe", "motion_blur", "downscale", "grey")
@@ -52,10 +53,7 @@ def check_model(cfg: ModelConfig) -> None:
 
 def check_augment(cfg: AugmentConfig) -> None:
     """The preset exists, probabilities are in [0, 1], geometry is in range (``augment.*`` keys)."""
-    if cfg.preset not in PRESETS:
-        raise ConfigError(
-            f"augment.preset: unknown preset {cfg.preset!r}{suggest(cfg.preset, PRESETS)}; valid: {', '.join(PRESETS)}"
-        )
+    check_choice("augment.preset", cfg.preset, PRESETS)
     for name in _PROBABILITIES:
         value = getattr(cfg, name)
         check_value(f"augment.{name}", value, value is None or 0 <= value <= 1, "a probability in [0, 1] or null")
@@ -82,7 +80,7 @@ class TrainConfig:
     flip_as_new_id: bool = False  # a mirrored photo is another individual (no flip augmentation then)
     val_query_share: float = 0.2  # share of each validation individual's photos used as queries
     val_unknown_share: float = 0.2  # share of individuals held out whole as new_whale queries
-    precision: str = "auto"  # "auto": 16-mixed on GPU, 32-true on CPU
+    precision: Precision = "auto"  # "auto": 16-mixed on GPU, 32-true on CPU
     accelerator: str = "auto"
     devices: str | int = "auto"  # Lightning devices: "auto", a count (2) or "0,1"
     strategy: str = "auto"  # "ddp" for several GPUs
@@ -108,11 +106,11 @@ class TrainConfig:
         check_value("batches_per_epoch", batches, batches is None or batches >= 1, "an integer >= 1 or null")
         _share("val_query_share", self.val_query_share)
         _share("val_unknown_share", self.val_unknown_share)
-        check_value("precision", self.precision, self.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}")
+        check_choice("precision", self.precision, PRECISIONS)
         check_value("num_workers", self.num_workers, self.num_workers >= 0, "an integer >= 0")
         check_value("seed", self.seed, 0 <= self.seed <= MAX_SEED, f"in [0, {MAX_SEED}]")
-        if self.loss.name not in LOSSES:
-            name = self.loss.name
-            raise ConfigError(f"loss.name: unknown loss {name!r}{suggest(name, LOSSES)}; valid: {', '.join(LOSSES)}")
+        check_choice("loss.name", self.loss.name, LOSSES)
+        if self.loss.miner is not None:
+            check_choice("loss.miner", self.loss.miner, MINERS)
         check_model(self.model)
         check_augment(self.augment)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -21,10 +22,17 @@ from pytorch_metric_learning.utils.distributed import (
 )
 from torch import Tensor, nn
 
-from flukeid.config import suggest
+from flukeid.config import check_choice, choices
 from flukeid.errors import ConfigError
 
 _TUNABLE = ("margin", "scale", "temperature")
+
+LossName = Literal[
+    "arcface", "subcenter_arcface", "cosface", "softmax", "triplet", "contrastive", "ntxent", "npair", "margin"
+]
+"""The losses `build_loss` makes (`LOSSES`)."""
+MinerName = Literal["semihard", "hard", "all", "pair_margin"]
+"""Pair miners (`_miner`)."""
 
 
 @dataclass(frozen=True)
@@ -32,10 +40,10 @@ class LossConfig:
     """Which loss and its settings; ``None`` keeps the loss's own default, in PML's units: ArcFace margin
     in degrees (28.6), CosFace 0.35, scale 64, triplet 0.05, contrastive margin = neg_margin (1.0)."""
 
-    name: str = "arcface"
+    name: LossName = "arcface"
     margin: float | None = None
     scale: float | None = None
-    miner: str | None = None  # semihard | hard | all | pair_margin; None -> the loss's default
+    miner: MinerName | None = None  # None: the loss's default
     subcenters: int = 3
     temperature: float | None = None
     center_weight: float = 0.0  # > 0 adds center_weight * center loss
@@ -201,7 +209,7 @@ def _options(cfg: LossConfig, **rename: str) -> dict[str, float]:
     return {pml: getattr(cfg, f) for f, pml in rename.items() if getattr(cfg, f) is not None}
 
 
-MINERS = ("semihard", "hard", "all", "pair_margin")
+MINERS = choices(MinerName)
 
 
 def _miner(name: str, margin: float | None) -> pml_miners.BaseMiner:
@@ -215,7 +223,8 @@ def _miner(name: str, margin: float | None) -> pml_miners.BaseMiner:
         return pml_miners.BatchHardMiner()
     if name == "pair_margin":
         return pml_miners.PairMarginMiner()
-    raise ConfigError(f"unknown miner {name!r}{suggest(name, MINERS)}; valid: {', '.join(MINERS)}")
+    check_choice("loss.miner", name, MINERS)
+    raise AssertionError(f"miner {name!r} is in MINERS but not built here")
 
 
 def _pair(
@@ -277,7 +286,7 @@ def _margin(cfg: LossConfig, num_classes: int, dim: int) -> IdentityLoss:
     return _pair(cfg, loss)
 
 
-LOSSES: Mapping[str, Builder] = types.MappingProxyType(
+LOSSES: Mapping[LossName, Builder] = types.MappingProxyType(
     {
         "arcface": _margin_head(pml_losses.ArcFaceLoss),
         "subcenter_arcface": _subcenter_arcface,
@@ -295,8 +304,7 @@ LOSSES: Mapping[str, Builder] = types.MappingProxyType(
 def build_loss(cfg: LossConfig, num_classes: int, embedding_dim: int) -> IdentityLoss:
     """The loss ``cfg.name`` for ``num_classes`` catalogue IDs and ``embedding_dim``-wide embeddings, plus
     ``center_weight * CenterLoss`` when center_weight > 0. All its parameters are in ``.parameters()``."""
-    if cfg.name not in LOSSES:
-        raise ConfigError(f"unknown loss {cfg.name!r}{suggest(cfg.name, LOSSES)}; valid: {', '.join(LOSSES)}")
+    check_choice("loss.name", cfg.name, LOSSES)
     loss = LOSSES[cfg.name](cfg, num_classes, embedding_dim)
     if cfg.center_weight > 0:
         loss = WithCenterLoss(loss, CenterLoss(num_classes, embedding_dim), cfg.center_weight)
