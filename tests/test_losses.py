@@ -150,14 +150,14 @@ def test_center_weight_adds_exactly_weight_times_center_loss(name: str) -> None:
 
 
 def test_unknown_loss_names_valid_ones_and_suggests() -> None:
-    with pytest.raises(ConfigError, match="loss.name: unknown 'arcfce'") as err:
+    with pytest.raises(ConfigError, match=r"loss\.name: unknown 'arcfce'") as err:
         build_loss(LossConfig(name="arcfce"), NUM_CLASSES, DIM)
     assert "did you mean 'arcface'" in str(err.value)
     assert all(name in str(err.value) for name in LOSSES)
 
 
 def test_unknown_miner_names_valid_ones_and_suggests() -> None:
-    with pytest.raises(ConfigError, match="loss.miner: unknown 'semihrd'") as err:
+    with pytest.raises(ConfigError, match=r"loss\.miner: unknown 'semihrd'") as err:
         build_loss(LossConfig(name="triplet", miner="semihrd"), NUM_CLASSES, DIM)
     assert "did you mean 'semihard'" in str(err.value)
     assert "semihard, hard, all" in str(err.value)
