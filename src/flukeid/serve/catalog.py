@@ -30,7 +30,7 @@ from flukeid.identify.identifier import Identifier
 from flukeid.identify.ranking import rank
 from flukeid.models.artifact import load_model
 from flukeid.scores import ScoreTable
-from flukeid.serve.db import Individual, Photo, sessions
+from flukeid.serve.db import Individual, Photo, PhotoStatus, sessions
 
 SETTINGS_FILE = "catalog.json"
 UPLOADS = "uploads"
@@ -133,7 +133,7 @@ def import_gallery(session: Session, gallery: Gallery) -> int:
                 image=photo.image,
                 original_name=photo.image,
                 path=photo.path or "",
-                status="catalogue",
+                status=PhotoStatus.CATALOGUE,
                 individual_id=None if photo.individual == NEW_WHALE else photo.individual,
                 gallery_id=photo.id,
                 sha1=photo.sha1,

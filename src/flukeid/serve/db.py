@@ -9,18 +9,69 @@ decision can be undone and the trail read back.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, LargeBinary, String, create_engine, event
+from sqlalchemy import JSON, DateTime, Dialect, ForeignKey, Integer, LargeBinary, String, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.types import TypeDecorator
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-ROLES: tuple[str, ...] = ("viewer", "curator", "admin")
-"""Roles in increasing power: each may do what the ones before it may."""
+
+
+class Role(StrEnum):
+    """A user's role, in increasing power: each may do what the ones before it may."""
+
+    VIEWER = "viewer"
+    CURATOR = "curator"
+    ADMIN = "admin"
+
+
+class EncounterStatus(StrEnum):
+    PENDING = "pending"  # waits for a decision
+    MATCHED = "matched"
+    NEW = "new"  # a new individual
+    REJECTED = "rejected"
+
+
+class PhotoStatus(StrEnum):
+    CATALOGUE = "catalogue"  # in the gallery
+    PENDING = "pending"  # uploaded, its encounter waits for a decision
+    REJECTED = "rejected"
+
+
+class Action(StrEnum):
+    """What a decision did: a curator's match, new or reject, or the undoing of an earlier decision."""
+
+    MATCH = "match"
+    NEW = "new"
+    REJECT = "reject"
+    UNDO = "undo"
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+class Named(TypeDecorator[E]):
+    """A StrEnum column stored as its value in a VARCHAR(16) and read back as the enum. Any text binds (a
+    query for an unknown status finds nothing); only the enum's values are ever stored."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def __init__(self, enum: type[E]) -> None:
+        super().__init__(16)
+        self.enum = enum
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else str(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> E | None:
+        return None if value is None else self.enum(value)
 
 
 def now() -> datetime:
@@ -34,7 +85,7 @@ class Base(DeclarativeBase):
 class User(Base):
     __tablename__ = "users"
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    role: Mapped[str] = mapped_column(String(16))
+    role: Mapped[Role] = mapped_column(Named(Role))
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
 
@@ -52,7 +103,7 @@ class Encounter(Base):
 
     __tablename__ = "encounters"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    status: Mapped[EncounterStatus] = mapped_column(Named(EncounterStatus), default=EncounterStatus.PENDING, index=True)
     individual_id: Mapped[str | None] = mapped_column(ForeignKey("individuals.id"))
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
@@ -69,7 +120,7 @@ class Photo(Base):
     image: Mapped[str] = mapped_column(String(255), unique=True)
     original_name: Mapped[str | None] = mapped_column(String(255))
     path: Mapped[str] = mapped_column(String(1024))
-    status: Mapped[str] = mapped_column(String(16), index=True)
+    status: Mapped[PhotoStatus] = mapped_column(Named(PhotoStatus), index=True)
     individual_id: Mapped[str | None] = mapped_column(ForeignKey("individuals.id"), index=True)
     encounter_id: Mapped[int | None] = mapped_column(ForeignKey("encounters.id"), index=True)
     gallery_id: Mapped[int | None] = mapped_column(Integer, unique=True)
@@ -88,7 +139,7 @@ class Decision(Base):
     encounter_id: Mapped[int] = mapped_column(ForeignKey("encounters.id"), index=True)
     user: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
-    action: Mapped[str] = mapped_column(String(16))
+    action: Mapped[Action] = mapped_column(Named(Action))
     individual_id: Mapped[str | None] = mapped_column(String(128))
     previous: Mapped[dict[str, Any]] = mapped_column(JSON)  # the encounter's status, individual and version before
     undone_by: Mapped[int | None] = mapped_column(Integer)  # id of the undo decision, once undone

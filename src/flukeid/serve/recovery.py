@@ -23,7 +23,7 @@ from flukeid import NEW_WHALE
 from flukeid.gallery import Gallery
 from flukeid.gallery import Photo as GalleryPhoto
 from flukeid.serve.catalog import photo_file
-from flukeid.serve.db import Encounter, Photo
+from flukeid.serve.db import Encounter, Photo, PhotoStatus
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def _stale_and_relinked(
     relink: dict[int, int] = {}
     for entry in entries.values():
         row = by_image.get(entry.image)
-        if row is None or (row.status == "catalogue" and row.gallery_id == entry.id):
+        if row is None or (row.status == PhotoStatus.CATALOGUE and row.gallery_id == entry.id):
             continue  # enrolled outside the service (imported next), or just as the database says
         owner = unlinked.get(entry.image)
         if owner is not None and entry.individual == (owner.individual_id or NEW_WHALE):
@@ -106,7 +106,7 @@ def reconcile_gallery(session: Session, gallery: Gallery, folder: Path) -> Recon
     unlinked = {
         r.image: r
         for r in rows
-        if r.status == "catalogue" and getattr(entries.get(r.gallery_id), "image", None) != r.image
+        if r.status == PhotoStatus.CATALOGUE and getattr(entries.get(r.gallery_id), "image", None) != r.image
     }
     stale, relink = _stale_and_relinked(entries, by_image, unlinked)
     if stale:

@@ -18,16 +18,22 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from flukeid.data.ids import id_problem
-from flukeid.errors import FlukeidError, ServiceError
+from flukeid.errors import FlukeidError
 from flukeid.gallery.local import store_local_features
 from flukeid.serve.catalog import UPLOADS, CatalogSettings, Matcher, Proposals, import_gallery, photo_file
-from flukeid.serve.db import Decision, Encounter, Individual, Photo, sessions
+from flukeid.serve.db import Action, Decision, Encounter, EncounterStatus, Individual, Photo, PhotoStatus, sessions
+from flukeid.serve.errors import Conflict, Invalid, NotFound, Refused, TooLarge, UnsupportedPhoto
 from flukeid.serve.recovery import hold_decisions, reconcile_gallery
 from flukeid.serve.uploads import StoredPhoto, read_limited, store_photo
 
 log = logging.getLogger(__name__)
 
-ACTIONS: tuple[str, ...] = ("match", "new", "reject")
+DECIDED: dict[Action, EncounterStatus] = {
+    Action.MATCH: EncounterStatus.MATCHED,
+    Action.NEW: EncounterStatus.NEW,
+    Action.REJECT: EncounterStatus.REJECTED,
+}
+"""The actions a curator decides, with the status each leaves the encounter in."""
 FAULT_VARIABLE = "FLUKEID_FAULT"
 """Crash tests set it to a fault point's name (see ``fault_point``); the service then dies there."""
 
@@ -60,7 +66,7 @@ def _state(encounter: Encounter) -> dict[str, Any]:
 
 def _vector(photo: Photo) -> np.ndarray:
     if photo.vector is None:
-        raise ServiceError(409, f"photo {photo.id} has no embedding")
+        raise Conflict(f"photo {photo.id} has no embedding")
     return np.frombuffer(photo.vector, dtype="<f4")
 
 
@@ -96,16 +102,16 @@ class Curation:
     def _store(self, files: Sequence[Upload], folder: Path) -> list[StoredPhoto]:
         limits = self.settings.limits
         if not files:
-            raise ServiceError(422, "no photos were sent")
+            raise Invalid("no photos were sent")
         if len(files) > limits.max_files:
-            raise ServiceError(413, f"{len(files)} photos sent; at most {limits.max_files} per encounter")
+            raise TooLarge(f"{len(files)} photos sent; at most {limits.max_files} per encounter")
         stored: list[StoredPhoto] = []
         try:
             for upload in files:
                 stored.append(
                     store_photo(read_limited(upload.stream, upload.name, limits), upload.name, folder, limits)
                 )
-        except ServiceError:
+        except Refused:
             for photo in stored:
                 photo.path.unlink(missing_ok=True)
             raise
@@ -117,7 +123,7 @@ class Curation:
         if unread:
             for photo in stored:
                 photo.path.unlink(missing_ok=True)
-            raise ServiceError(415, f"cannot read {', '.join(unread)} as photos")
+            raise UnsupportedPhoto(f"cannot read {', '.join(unread)} as photos")
         return [vectors[p.path] for p in stored]
 
     def upload(self, files: Sequence[Upload], user: str) -> Encounter:
@@ -125,7 +131,7 @@ class Curation:
         stored = self._store(files, self.uploads)
         vectors = self._embed(stored)
         with self.make_session.begin() as session:
-            encounter = Encounter(created_by=user, status="pending", version=1)
+            encounter = Encounter(created_by=user, status=EncounterStatus.PENDING, version=1)
             session.add(encounter)
             session.flush()
             for photo, vector in zip(stored, vectors):
@@ -134,7 +140,7 @@ class Curation:
                         image=photo.image,
                         original_name=photo.original_name,
                         path=(Path(UPLOADS) / photo.image).as_posix(),  # relative: the folder may move
-                        status="pending",
+                        status=PhotoStatus.PENDING,
                         encounter_id=encounter.id,
                         sha1=photo.sha1,
                         width=photo.width,
@@ -156,7 +162,7 @@ class Curation:
     def encounter(self, session: Session, encounter_id: int) -> Encounter:
         encounter = session.get(Encounter, encounter_id)
         if encounter is None:
-            raise ServiceError(404, f"no encounter {encounter_id}")
+            raise NotFound(f"no encounter {encounter_id}")
         return encounter
 
     def encounter_photos(self, session: Session, encounter_id: int) -> list[Photo]:
@@ -174,14 +180,29 @@ class Curation:
         return {p.gallery_id: p for p in rows if p.gallery_id is not None}
 
     def individual_photos(self, session: Session, individual: str, limit: int | None = None) -> list[Photo]:
-        query = select(Photo).where(Photo.individual_id == individual, Photo.status == "catalogue")
+        query = select(Photo).where(Photo.individual_id == individual, Photo.status == PhotoStatus.CATALOGUE)
         return list(session.scalars(query.order_by(Photo.created_at.desc(), Photo.id.desc()).limit(limit)))
+
+    def individual(self, session: Session, individual: str) -> list[Photo]:
+        """The catalogue photos of ``individual``, newest first; NotFound when the catalogue lacks it."""
+        photos = self.individual_photos(session, individual)
+        if not photos and session.get(Individual, individual) is None:
+            raise NotFound(f"no individual {individual!r}")
+        return photos
+
+    def photo_path(self, session: Session, photo_id: int) -> Path:
+        """The file of photo ``photo_id``; NotFound when there is no such photo or its file is missing."""
+        photo = session.get(Photo, photo_id)
+        path = self.photo_file(photo) if photo is not None else None
+        if path is None or not path.is_file():
+            raise NotFound(f"no photo file for photo {photo_id}")
+        return path
 
     def search_individuals(self, session: Session, text: str = "", limit: int = 50) -> list[tuple[str, int]]:
         """Individuals whose ID contains ``text`` (case-insensitive), with their catalogue photo counts."""
         counts = (
             select(Individual.id, func.count(Photo.id))
-            .join(Photo, (Photo.individual_id == Individual.id) & (Photo.status == "catalogue"), isouter=True)
+            .join(Photo, (Photo.individual_id == Individual.id) & (Photo.status == PhotoStatus.CATALOGUE), isouter=True)
             .where(Individual.id.ilike(f"%{_like_escaped(text)}%", escape="\\"))
             .group_by(Individual.id)
             .order_by(Individual.id)
@@ -190,14 +211,18 @@ class Curation:
         return [(name, int(n)) for name, n in session.execute(counts)]
 
     def next_pending(self, session: Session, after: int = 0) -> int | None:
-        query = select(Encounter.id).where(Encounter.status == "pending", Encounter.id > after).order_by(Encounter.id)
+        query = (
+            select(Encounter.id)
+            .where(Encounter.status == EncounterStatus.PENDING, Encounter.id > after)
+            .order_by(Encounter.id)
+        )
         found = session.scalars(query.limit(1)).first()
         if found is None and after:
             return self.next_pending(session, 0)
         return found
 
     def catalogue_rows(self, session: Session) -> list[Photo]:
-        query = select(Photo).where(Photo.status == "catalogue", Photo.individual_id.is_not(None))
+        query = select(Photo).where(Photo.status == PhotoStatus.CATALOGUE, Photo.individual_id.is_not(None))
         return list(session.scalars(query.order_by(Photo.id)))
 
     # -- decisions ---------------------------------------------------------------------------------------------
@@ -207,17 +232,18 @@ class Curation:
     ) -> Decision:
         """Match the encounter to ``individual``, make it a new individual named ``individual``, or reject it.
         Matched photos join the gallery at once. A decision on an encounter that is no longer pending, or
-        whose version moved since ``version``, raises ServiceError(409)."""
-        if action not in ACTIONS:
-            raise ServiceError(422, f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
-        if action != "reject" and not individual:
-            raise ServiceError(422, f"action {action!r} needs an individual")
+        whose version moved since ``version``, raises Conflict; an unknown action or a missing individual Invalid."""
+        if action not in DECIDED:
+            raise Invalid(f"unknown action {action!r}; expected one of {', '.join(DECIDED)}")
+        kind = Action(action)
+        if kind != Action.REJECT and not individual:
+            raise Invalid(f"action {action!r} needs an individual")
         with self._lock:
             session = self.make_session()
             enrolled: list[str] = []
             try:
                 with session.begin():
-                    decision, enrolled = self._decide(session, encounter_id, action, individual, user, version)
+                    decision, enrolled = self._decide(session, encounter_id, kind, individual, user, version)
                     if enrolled:
                         fault_point("decide:gallery-written")
                 return decision
@@ -229,49 +255,54 @@ class Curation:
                 session.close()
 
     def _decide(
-        self, session: Session, encounter_id: int, action: str, individual: str | None, user: str, version: int | None
+        self,
+        session: Session,
+        encounter_id: int,
+        action: Action,
+        individual: str | None,
+        user: str,
+        version: int | None,
     ) -> tuple[Decision, list[str]]:
         """The decision, inside the caller's transaction; returns it and the images it enrolled."""
         encounter = self.encounter(session, encounter_id)
-        if encounter.status != "pending":
-            raise ServiceError(409, f"encounter {encounter_id} was decided already ({encounter.status})")
+        if encounter.status != EncounterStatus.PENDING:
+            raise Conflict(f"encounter {encounter_id} was decided already ({encounter.status})")
         if version is not None and version != encounter.version:
-            raise ServiceError(409, f"encounter {encounter_id} changed (version {encounter.version}, not {version})")
+            raise Conflict(f"encounter {encounter_id} changed (version {encounter.version}, not {version})")
         target = self._target(session, action, individual, user)
         previous = _state(encounter)
-        status = {"match": "matched", "new": "new", "reject": "rejected"}[action]
         moved = session.execute(
             update(Encounter)
             .where(Encounter.id == encounter_id, Encounter.version == encounter.version)
-            .values(status=status, individual_id=target, version=encounter.version + 1)
+            .values(status=DECIDED[action], individual_id=target, version=encounter.version + 1)
             .execution_options(synchronize_session=False)
         )
         if moved.rowcount != 1:
-            raise ServiceError(409, f"encounter {encounter_id} was decided by someone else meanwhile")
+            raise Conflict(f"encounter {encounter_id} was decided by someone else meanwhile")
         decision = Decision(
             encounter_id=encounter_id, user=user, action=action, individual_id=target, previous=previous
         )
         session.add(decision)
-        photos = [p for p in self.encounter_photos(session, encounter_id) if p.status == "pending"]
-        if action == "reject":
+        photos = [p for p in self.encounter_photos(session, encounter_id) if p.status == PhotoStatus.PENDING]
+        if action == Action.REJECT:
             for photo in photos:
-                photo.status = "rejected"
+                photo.status = PhotoStatus.REJECTED
             return decision, []
         return decision, self._enroll(session, photos, target)
 
-    def _target(self, session: Session, action: str, individual: str | None, user: str) -> str | None:
-        if action == "reject":
+    def _target(self, session: Session, action: Action, individual: str | None, user: str) -> str | None:
+        if action == Action.REJECT:
             return None
         assert individual is not None
         exists = session.get(Individual, individual) is not None
-        if action == "match" and not exists:
-            raise ServiceError(422, f"no individual {individual!r} in the catalogue; use action 'new' to add one")
-        if action == "new":
+        if action == Action.MATCH and not exists:
+            raise Invalid(f"no individual {individual!r} in the catalogue; use action 'new' to add one")
+        if action == Action.NEW:
             if exists:
-                raise ServiceError(409, f"individual {individual!r} exists already; match to it instead")
+                raise Conflict(f"individual {individual!r} exists already; match to it instead")
             problem = id_problem(individual)
             if problem is not None:
-                raise ServiceError(422, f"{problem}; choose another ID for the new individual")
+                raise Invalid(f"{problem}; choose another ID for the new individual")
             session.add(Individual(id=individual, created_by=user))
         return individual
 
@@ -289,12 +320,12 @@ class Curation:
         )
         store_local_features(gallery, identifier.matchers, list(gallery.photos_by_id(ids).values()))
         for photo, gallery_id in zip(photos, ids):
-            photo.status, photo.individual_id, photo.gallery_id = "catalogue", individual, gallery_id
+            photo.status, photo.individual_id, photo.gallery_id = PhotoStatus.CATALOGUE, individual, gallery_id
         return [p.image for p in photos]
 
     def undo(self, decision_id: int, user: str) -> Decision:
         """Undo the latest decision on an encounter: its photos leave the gallery and wait again; an individual
-        the decision created is removed. Undoing anything else raises ServiceError(409)."""
+        the decision created is removed. Undoing anything else raises Conflict, an unknown decision NotFound."""
         with self._lock:
             return self._undo(decision_id, user)
 
@@ -302,27 +333,28 @@ class Curation:
         with self.make_session() as session, session.begin():
             decision = session.get(Decision, decision_id)
             if decision is None:
-                raise ServiceError(404, f"no decision {decision_id}")
-            if decision.action == "undo" or decision.undone_by is not None:
-                raise ServiceError(409, f"decision {decision_id} is an undo or was undone already")
+                raise NotFound(f"no decision {decision_id}")
+            if decision.action == Action.UNDO or decision.undone_by is not None:
+                raise Conflict(f"decision {decision_id} is an undo or was undone already")
             latest = session.scalars(
                 select(Decision.id)
-                .where(Decision.encounter_id == decision.encounter_id, Decision.action != "undo")
+                .where(Decision.encounter_id == decision.encounter_id, Decision.action != Action.UNDO)
                 .order_by(Decision.id.desc())
                 .limit(1)
             ).first()
             if latest != decision_id:
-                raise ServiceError(409, f"decision {decision_id} is not the latest on its encounter; undo {latest}")
+                raise Conflict(f"decision {decision_id} is not the latest on its encounter; undo {latest}")
             encounter = self.encounter(session, decision.encounter_id)
             previous = _state(encounter)
-            photos = [p for p in self.encounter_photos(session, encounter.id) if p.status != "pending"]
+            photos = [p for p in self.encounter_photos(session, encounter.id) if p.status != PhotoStatus.PENDING]
             enrolled = [p.image for p in photos if p.gallery_id is not None]
             for photo in photos:
-                photo.status, photo.individual_id, photo.gallery_id = "pending", None, None
-            encounter.status, encounter.individual_id = decision.previous["status"], decision.previous["individual"]
+                photo.status, photo.individual_id, photo.gallery_id = PhotoStatus.PENDING, None, None
+            encounter.status = EncounterStatus(decision.previous["status"])
+            encounter.individual_id = decision.previous["individual"]
             encounter.version += 1
             session.flush()
-            if decision.action == "new" and decision.individual_id:
+            if decision.action == Action.NEW and decision.individual_id:
                 others = session.scalar(
                     select(func.count(Photo.id)).where(Photo.individual_id == decision.individual_id)
                 )
@@ -331,7 +363,7 @@ class Curation:
             undo = Decision(
                 encounter_id=encounter.id,
                 user=user,
-                action="undo",
+                action=Action.UNDO,
                 individual_id=decision.individual_id,
                 previous=previous,
             )
@@ -365,6 +397,6 @@ class Curation:
             query = query.where(Decision.individual_id == individual)
         return list(session.scalars(query))
 
-    def encounters(self, session: Session, status: str = "pending", limit: int = 100) -> list[Encounter]:
+    def encounters(self, session: Session, status: str = EncounterStatus.PENDING, limit: int = 100) -> list[Encounter]:
         query = select(Encounter).where(Encounter.status == status).order_by(Encounter.id).limit(limit)
         return list(session.scalars(query))

@@ -12,10 +12,8 @@ from typing import BinaryIO
 
 from PIL import Image, UnidentifiedImageError
 
-from flukeid.errors import ServiceError
 from flukeid.serve.catalog import Limits
-
-PIL_FORMATS = {"jpg": "JPEG", "png": "PNG", "webp": "WEBP"}
+from flukeid.serve.errors import TooLarge, UnsupportedPhoto
 
 
 @dataclass(frozen=True)
@@ -40,27 +38,28 @@ def sniff(head: bytes) -> str | None:
 
 
 def read_limited(stream: BinaryIO, name: str, limits: Limits) -> bytes:
+    """The bytes of ``stream``, read no further than one byte over the limit; TooLarge when over it."""
     data = stream.read(limits.max_bytes + 1)
     if len(data) > limits.max_bytes:
-        raise ServiceError(413, f"{name}: larger than the limit of {limits.max_bytes:,} bytes")
+        raise TooLarge(f"{name}: larger than the limit of {limits.max_bytes:,} bytes")
     return data
 
 
 def check_photo(data: bytes, name: str, limits: Limits) -> tuple[str, int, int]:
-    """(type, width, height) of an acceptable photo, or ServiceError (413, 415) saying why not."""
+    """(type, width, height) of an acceptable photo, or TooLarge / UnsupportedPhoto saying why not."""
     kind = sniff(data[:16])
     if kind is None:
-        raise ServiceError(415, f"{name}: not a JPEG, PNG or WebP photo (judged by its bytes)")
+        raise UnsupportedPhoto(f"{name}: not a JPEG, PNG or WebP photo (judged by its bytes)")
     try:
         with Image.open(io.BytesIO(data)) as img:  # reads the header only: pixels are checked before decoding
             width, height = img.size
             if width * height > limits.max_pixels:
-                raise ServiceError(413, f"{name}: {width}x{height} is more than {limits.max_pixels:,} pixels")
+                raise TooLarge(f"{name}: {width}x{height} is more than {limits.max_pixels:,} pixels")
             img.load()
     except Image.DecompressionBombError as exc:
-        raise ServiceError(413, f"{name}: too many pixels ({exc})") from exc
+        raise TooLarge(f"{name}: too many pixels ({exc})") from exc
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise ServiceError(415, f"{name}: the {kind} data cannot be decoded ({exc})") from exc
+        raise UnsupportedPhoto(f"{name}: the {kind} data cannot be decoded ({exc})") from exc
     return kind, width, height
 
 

@@ -18,12 +18,12 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-import test_serve
+import serve_fixtures
 from fastapi.testclient import TestClient
+from serve_fixtures import Service, a_catalogue_photo
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
-from test_serve import Service, a_catalogue_photo
 
 from flukeid.gallery import Gallery
 from flukeid.serve.app import create_app
@@ -32,7 +32,7 @@ from flukeid.serve.db import Decision, Encounter, Individual, Photo, sessions
 from flukeid.serve.recovery import hold_decisions
 from flukeid.serve.service import FAULT_VARIABLE, Curation
 
-made, service = test_serve.made, test_serve.service  # the catalogue fixtures, shared with test_serve
+made, service = serve_fixtures.made, serve_fixtures.service  # the catalogue fixtures (see serve_fixtures)
 START_TIMEOUT = 240.0  # seconds for `flukeid serve` to answer (it imports torch on a busy 2-core machine)
 
 
