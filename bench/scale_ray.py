@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from flukeid.data.synth import SynthConfig, generate
 from flukeid.embed import embed_paths
 from flukeid.gallery import Gallery
 from flukeid.identify.identifier import Identifier
@@ -31,6 +30,7 @@ from flukeid.identify.settings import IdentifySettings
 from flukeid.identify.tune import frozen_model
 from flukeid.models.artifact import Artifact, load_model
 from flukeid.progress import setup_logging
+from flukeid.synth import SynthConfig, generate
 
 log = logging.getLogger("bench")
 LATENCY_GOAL_MS = 150.0

@@ -30,7 +30,6 @@ from sqlalchemy import create_engine, event, select, text, update
 
 from flukeid import NEW_WHALE
 from flukeid.cli import main
-from flukeid.data.synth import SynthConfig, generate
 from flukeid.detect.model import DetectorConfig, attach_detector, build_detector, save_detector
 from flukeid.errors import FlukeidError
 from flukeid.gallery import Gallery
@@ -39,6 +38,7 @@ from flukeid.serve.app import create_app
 from flukeid.serve.auth import add_user
 from flukeid.serve.catalog import SETTINGS_FILE, CatalogSettings, init_catalog
 from flukeid.serve.db import Base, Photo, migrate, sessions
+from flukeid.synth import SynthConfig, generate
 
 TINY = ModelConfig(backbone="timm/test_efficientnet", pretrained=False, embedding_dim=32, image_size=(48, 96))
 

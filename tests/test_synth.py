@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from flukeid import NEW_WHALE
-from flukeid.data.synth import (
+from flukeid.synth import (
     Individual,
     Patch,
     SynthConfig,

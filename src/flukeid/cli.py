@@ -72,7 +72,7 @@ def synth(
     seed: int = typer.Option(0, help="Random seed: same seed, same bytes."),
 ) -> None:
     """Generate a synthetic fluke catalogue (train/, test/, train.csv, answers.csv, boxes.csv)."""
-    from flukeid.data.synth import SynthConfig, generate
+    from flukeid.synth import SynthConfig, generate
 
     sizes = _range(photos, "--photos"), _range(size, "--size")
     try:
