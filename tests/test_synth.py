@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from flukeid import NEW_WHALE
+from flukeid.errors import ConfigError
 from flukeid.synth import (
     Individual,
     Patch,
@@ -209,5 +210,5 @@ def test_identity_not_given_away_by_colour_or_size() -> None:
     ],
 )
 def test_config_errors_name_the_field(field: str, value: object) -> None:
-    with pytest.raises(ValueError, match=rf"SynthConfig\.{field}\b"):
+    with pytest.raises(ConfigError, match=rf"SynthConfig\.{field}\b"):
         SynthConfig(**{field: value})

@@ -79,7 +79,7 @@ def synth(
         cfg = SynthConfig(individuals=individuals, photos=sizes[0], size=sizes[1], new_share=new_share, seed=seed)
         with progress_bar("rendering flukes") as update:
             summary = generate(out, cfg, progress=update)
-    except (ValueError, FileExistsError) as exc:
+    except FileExistsError as exc:
         raise FlukeidError(str(exc)) from exc
     stdout.print(
         f"wrote {summary.train_images} train and {summary.test_images} test photos of "

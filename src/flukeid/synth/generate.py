@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from flukeid import NEW_WHALE
+from flukeid.errors import ConfigError
 from flukeid.synth.individual import Individual, sample_individual
 from flukeid.synth.render import RenderedPhoto, render_photo
 
@@ -26,6 +27,7 @@ class SynthConfig:
     new_share: share of individuals seen only in test (labelled new_whale); test_share: share of the
     photos of known individuals with >= 2 photos that go to test; train_new_whale: share of train
     rows that are one-off individuals labelled new_whale; greyscale / text: per-photo probabilities.
+    Raises ConfigError naming the first field out of range or of the wrong type.
     """
 
     individuals: int = 200
@@ -70,33 +72,33 @@ def _is_int(value: object) -> bool:
 
 
 def _validate(cfg: SynthConfig) -> None:
-    """Raise ValueError naming the first nonsensical field of cfg."""
+    """Raise ConfigError naming the first nonsensical field of cfg."""
     for name in ("individuals", "seed", "jpeg_quality"):
         if not _is_int(getattr(cfg, name)):
-            raise ValueError(f"SynthConfig.{name} must be an integer, got {getattr(cfg, name)!r}")
+            raise ConfigError(f"SynthConfig.{name} must be an integer, got {getattr(cfg, name)!r}")
     for name in ("photos", "size"):
         value = getattr(cfg, name)
         if not (isinstance(value, tuple | list) and len(value) == 2 and all(map(_is_int, value))):
-            raise ValueError(f"SynthConfig.{name} must be two integers (min, max), got {value!r}")
+            raise ConfigError(f"SynthConfig.{name} must be two integers (min, max), got {value!r}")
     if cfg.individuals < 2:
-        raise ValueError(f"SynthConfig.individuals must be >= 2, got {cfg.individuals}")
+        raise ConfigError(f"SynthConfig.individuals must be >= 2, got {cfg.individuals}")
     lo, hi = cfg.photos
     if lo < 1 or lo > hi:
-        raise ValueError(f"SynthConfig.photos must be (min, max) with 1 <= min <= max, got {cfg.photos}")
+        raise ConfigError(f"SynthConfig.photos must be (min, max) with 1 <= min <= max, got {cfg.photos}")
     for name in ("new_share", "test_share", "train_new_whale", "greyscale", "text"):
         value = getattr(cfg, name)
         if not 0.0 <= value <= 1.0:
-            raise ValueError(f"SynthConfig.{name} must be in [0, 1], got {value}")
+            raise ConfigError(f"SynthConfig.{name} must be in [0, 1], got {value}")
     if cfg.train_new_whale >= 1.0:
-        raise ValueError("SynthConfig.train_new_whale must be < 1: train needs known individuals")
+        raise ConfigError("SynthConfig.train_new_whale must be < 1: train needs known individuals")
     if round(cfg.new_share * cfg.individuals) >= cfg.individuals:
-        raise ValueError(f"SynthConfig.new_share={cfg.new_share} leaves no known individual")
+        raise ConfigError(f"SynthConfig.new_share={cfg.new_share} leaves no known individual")
     if cfg.size[0] < 32 or cfg.size[0] > cfg.size[1]:
-        raise ValueError(f"SynthConfig.size must be (min, max) width with 32 <= min <= max, got {cfg.size}")
+        raise ConfigError(f"SynthConfig.size must be (min, max) width with 32 <= min <= max, got {cfg.size}")
     if cfg.seed < 0:
-        raise ValueError(f"SynthConfig.seed must be >= 0, got {cfg.seed}")
+        raise ConfigError(f"SynthConfig.seed must be >= 0, got {cfg.seed}")
     if not 1 <= cfg.jpeg_quality <= 100:
-        raise ValueError(f"SynthConfig.jpeg_quality must be in [1, 100], got {cfg.jpeg_quality}")
+        raise ConfigError(f"SynthConfig.jpeg_quality must be in [1, 100], got {cfg.jpeg_quality}")
 
 
 # ----------------------------------------------------------------------------- catalogue
