@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 
 from flukeid.data.splits import Split
-from flukeid.data.synth import SynthConfig, generate
 from flukeid.demo import DEMO_DETECTOR
 from flukeid.detect.crop import cropped_labels
 from flukeid.detect.data import BoxRows, box_rows
@@ -18,6 +17,7 @@ from flukeid.detect.predict import evaluate_detector
 from flukeid.detect.train import DetectTrainConfig, train_detector
 from flukeid.errors import CatalogueError
 from flukeid.metrics import BoxScores
+from flukeid.synth import SynthConfig, generate
 
 SYNTHETIC = SynthConfig(individuals=160, photos=(2, 6), size=(192, 320), seed=123, new_share=0.0)
 """The synthetic benchmark catalogue: every individual in train.csv, split later like any catalogue."""

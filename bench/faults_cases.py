@@ -45,12 +45,12 @@ class Setup:
         """A synthetic catalogue (8 individuals, ~20 photos at 48x64), a tiny untrained model (SIFT matcher,
         shortlist 3) and its gallery."""
         from flukeid.cli import main
-        from flukeid.data.synth import SynthConfig, generate
         from flukeid.gallery import Gallery
         from flukeid.identify.identifier import save_settings
         from flukeid.identify.settings import IdentifySettings
         from flukeid.matchers import MatcherSettings
         from flukeid.models.artifact import ModelConfig, build_model, save_model
+        from flukeid.synth import SynthConfig, generate
 
         fixed = root / "fixed"
         generate(fixed / "cat", SynthConfig(individuals=8, photos=(2, 3), size=(48, 64), seed=0, new_share=0.25))

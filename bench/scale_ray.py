@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from flukeid.data.synth import SynthConfig, generate
 from flukeid.embed import embed_paths
 from flukeid.gallery import Gallery
 from flukeid.identify.identifier import Identifier
 from flukeid.identify.settings import IdentifySettings
 from flukeid.models.artifact import Artifact, frozen_model, load_model
 from flukeid.progress import setup_logging
+from flukeid.synth import SynthConfig, generate
 
 log = logging.getLogger("bench")
 LATENCY_GOAL_MS = 150.0

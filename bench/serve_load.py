@@ -21,7 +21,6 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from flukeid.data.synth import SynthConfig, generate
 from flukeid.gallery import Gallery
 from flukeid.gallery.build import build_gallery
 from flukeid.models.artifact import frozen_model, load_model
@@ -29,6 +28,7 @@ from flukeid.progress import progress_bar, setup_logging
 from flukeid.serve.auth import add_user
 from flukeid.serve.catalog import CatalogSettings, init_catalog
 from flukeid.serve.db import sessions
+from flukeid.synth import SynthConfig, generate
 
 log = logging.getLogger("bench")
 

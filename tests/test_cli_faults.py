@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from flukeid.cli import main
-from flukeid.data.synth import SynthConfig, generate
+from flukeid.synth import SynthConfig, generate
 
 TINY = (
     "model: {backbone: timm/test_efficientnet, pretrained: false, embedding_dim: 16, image_size: [48, 96]}\n"

@@ -72,14 +72,14 @@ def synth(
     seed: int = typer.Option(0, help="Random seed: same seed, same bytes."),
 ) -> None:
     """Generate a synthetic fluke catalogue (train/, test/, train.csv, answers.csv, boxes.csv)."""
-    from flukeid.data.synth import SynthConfig, generate
+    from flukeid.synth import SynthConfig, generate
 
     sizes = _range(photos, "--photos"), _range(size, "--size")
     try:
         cfg = SynthConfig(individuals=individuals, photos=sizes[0], size=sizes[1], new_share=new_share, seed=seed)
         with progress_bar("rendering flukes") as update:
             summary = generate(out, cfg, progress=update)
-    except (ValueError, FileExistsError) as exc:
+    except FileExistsError as exc:
         raise FlukeidError(str(exc)) from exc
     stdout.print(
         f"wrote {summary.train_images} train and {summary.test_images} test photos of "

@@ -19,7 +19,6 @@ from flukeid.data.check import check_catalogue
 from flukeid.data.problems import Severity
 from flukeid.data.stats import catalogue_stats
 from flukeid.data.submission import read_answers, score_submission, write_submission
-from flukeid.data.synth import SynthConfig, generate
 from flukeid.detect.crop import cropped_labels
 from flukeid.detect.data import box_rows
 from flukeid.detect.model import Detector, DetectorConfig, attach_detector, load_detector
@@ -33,6 +32,7 @@ from flukeid.models.artifact import ModelConfig, load_model
 from flukeid.progress import progress_bar, stdout
 from flukeid.report.html import write_report
 from flukeid.report.plots import plot_photos_per_id
+from flukeid.synth import SynthConfig, generate
 from flukeid.train.config import OptimConfig, TrainConfig
 from flukeid.train.engine import train
 from flukeid.train.losses import LossConfig

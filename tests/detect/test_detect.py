@@ -12,7 +12,6 @@ import torch
 from PIL import Image
 
 from flukeid.cli import main
-from flukeid.data.synth import SynthConfig, generate
 from flukeid.data.transforms import AugmentConfig, build_transform
 from flukeid.detect.crop import CropSettings, crop_catalogue, crop_photos
 from flukeid.detect.data import BoxRows, Letterbox, box_rows
@@ -20,6 +19,7 @@ from flukeid.detect.model import DetectorConfig, load_detector
 from flukeid.detect.train import DetectTrainConfig, train_detector
 from flukeid.errors import CatalogueError
 from flukeid.metrics import iou
+from flukeid.synth import SynthConfig, generate
 
 TINY = DetectorConfig(backbone="timm/test_efficientnet", pretrained=False, image_size=(48, 96), hidden=8)
 

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from flukeid.cli import main
-from flukeid.data.synth import SynthConfig, generate
 from flukeid.embed import Embedded, embed_to_file, load_embeddings, local_batches, parts_folder, photo_inputs
 from flukeid.errors import FlukeidError
 from flukeid.identify.identifier import Identifier
 from flukeid.models.artifact import ModelConfig, build_model, load_model, save_model
+from flukeid.synth import SynthConfig, generate
 
 TINY = ModelConfig(backbone="timm/test_efficientnet", pretrained=False, embedding_dim=32, image_size=(48, 96))
 

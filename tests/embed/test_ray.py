@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 
 from flukeid.cli import main
-from flukeid.data.synth import SynthConfig, generate
 from flukeid.embed import load_embeddings
 from flukeid.gallery import Gallery
 from flukeid.identify.identifier import Identifier
 from flukeid.models.artifact import ModelConfig, build_model, load_model, save_model
+from flukeid.synth import SynthConfig, generate
 
 ray = pytest.importorskip("ray")
 

@@ -16,12 +16,12 @@ import pytest
 
 from flukeid import NEW_WHALE
 from flukeid.cli import main
-from flukeid.data.synth import SynthConfig, generate
 from flukeid.errors import FlukeidError
 from flukeid.folders import leftover_folders, replacing_folder
 from flukeid.gallery import Gallery
 from flukeid.gallery.store import DATABASE_FILE
 from flukeid.models.artifact import ModelConfig, build_model, load_model, save_model
+from flukeid.synth import SynthConfig, generate
 
 TINY = ModelConfig(backbone="timm/test_efficientnet", pretrained=False, embedding_dim=16, image_size=(48, 96))
 

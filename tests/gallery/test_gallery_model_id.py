@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from flukeid.cli import main
-from flukeid.data.synth import SynthConfig, generate
 from flukeid.detect.model import DetectorConfig, attach_detector, build_detector, load_detector, save_detector
 from flukeid.gallery import Gallery
 from flukeid.models.artifact import ModelConfig, build_model, load_model, model_identity, save_model
+from flukeid.synth import SynthConfig, generate
 
 SMALL = ModelConfig(backbone="timm/test_efficientnet", pretrained=False, embedding_dim=16, image_size=(48, 96))
 LARGE = dataclasses.replace(SMALL, image_size=(64, 128))

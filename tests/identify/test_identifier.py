@@ -17,7 +17,6 @@ from flukeid import NEW_WHALE
 from flukeid.cli import main
 from flukeid.data.check import check_catalogue
 from flukeid.data.splits import Split, SplitKind
-from flukeid.data.synth import SynthConfig, generate
 from flukeid.errors import FlukeidError
 from flukeid.gallery import Gallery
 from flukeid.identify.calibration import Isotonic
@@ -28,6 +27,7 @@ from flukeid.serve.app import create_app
 from flukeid.serve.auth import add_user
 from flukeid.serve.catalog import init_catalog
 from flukeid.serve.db import sessions
+from flukeid.synth import SynthConfig, generate
 
 TINY = ModelConfig(backbone="timm/test_efficientnet", pretrained=False, embedding_dim=32, image_size=(48, 96))
 SIFT = "sift-512px-2000kp-v1"

@@ -14,7 +14,6 @@ from conftest import write_image
 from flukeid import NEW_WHALE
 from flukeid.cli import main
 from flukeid.data.submission import score_submission
-from flukeid.data.synth import SynthConfig, generate
 from flukeid.embed import embed_paths
 from flukeid.errors import FlukeidError
 from flukeid.gallery import Gallery
@@ -25,6 +24,7 @@ from flukeid.identify.predict import write_outputs
 from flukeid.identify.ranking import tune_threshold
 from flukeid.models.artifact import ModelConfig, build_model, load_model, save_model
 from flukeid.scores import ScoreTable
+from flukeid.synth import SynthConfig, generate
 
 TINY = ModelConfig(backbone="timm/test_efficientnet", pretrained=False, embedding_dim=32, image_size=(48, 96))
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from flukeid.data.synth import render_photo, sample_individual
 from flukeid.errors import ConfigError
 from flukeid.matchers import MATCHERS, LocalFeatures, MatcherSettings, create_matcher
+from flukeid.synth import render_photo, sample_individual
 
 
 @pytest.fixture(scope="module")

@@ -17,13 +17,13 @@ from sqlalchemy import create_engine, text
 
 from flukeid import NEW_WHALE
 from flukeid.cli import main
-from flukeid.data.synth import SynthConfig, generate
 from flukeid.gallery import Gallery
 from flukeid.models.artifact import ModelConfig, build_model, save_model
 from flukeid.serve.app import create_app
 from flukeid.serve.auth import add_user
 from flukeid.serve.catalog import SETTINGS_FILE, init_catalog
 from flukeid.serve.db import Base, sessions
+from flukeid.synth import SynthConfig, generate
 
 TINY = ModelConfig(backbone="timm/test_efficientnet", pretrained=False, embedding_dim=32, image_size=(48, 96))
 

@@ -12,10 +12,10 @@ import torch
 
 from flukeid.cli import main
 from flukeid.data.check import check_catalogue
-from flukeid.data.synth import SynthConfig, generate
 from flukeid.embed import embed_paths
 from flukeid.identify.tune import tune_model
 from flukeid.models.artifact import ModelConfig, frozen_model, load_model
+from flukeid.synth import SynthConfig, generate
 from flukeid.train.config import OptimConfig, TrainConfig
 from flukeid.train.distill import distill_model
 from flukeid.train.engine import train

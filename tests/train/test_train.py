@@ -17,10 +17,10 @@ from flukeid import NEW_WHALE
 from flukeid.data.check import check_catalogue
 from flukeid.data.dataset import PhotoDataset, encode_labels
 from flukeid.data.sampler import IdentityBatchSampler
-from flukeid.data.synth import SynthConfig, generate
 from flukeid.data.transforms import AugmentConfig, build_transform
 from flukeid.errors import ConfigError, FlukeidError
 from flukeid.models.artifact import ModelConfig, build_model, load_model
+from flukeid.synth import SynthConfig, generate
 from flukeid.train.config import TrainConfig
 from flukeid.train.engine import Resume, train
 from flukeid.train.losses import LOSSES, LossConfig, build_loss

@@ -1,27 +1,30 @@
 """Rendering of one synthetic fluke photo: outline, pigment, pose, sea and sky, camera effects.
 
-Fluke-local coordinates: x runs along the span from -1 (left tip, as photographed) to 1 (right tip);
-y points up, 0 at the leading edge where the tail stock joins; lengths are in half-spans. The
-photographer sees the underside of the raised fluke, trailing edge (with the notches) on top.
+The individual's shape is in fluke-local coordinates (see flukeid.synth.individual); a random pose maps
+them to pixels.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-if TYPE_CHECKING:
-    from flukeid.data.synth import Individual
+from flukeid.synth.individual import (
+    Individual,
+    fluke_outline,
+    margin_outline,
+    patch_outline,
+    stock_outline,
+    trailing_edge,
+)
 
 SUPERSAMPLE = 3
 """Linear supersampling factor used to draw the whale (anti-aliasing)."""
 
-_EDGE_POINTS = 401
 _SEA = np.array([[0.04, 0.13, 0.28], [0.06, 0.22, 0.26], [0.17, 0.24, 0.22], [0.27, 0.3, 0.33]])
 _TEXTS = (
     "{y}-{m:02d}-{d:02d}",
@@ -57,56 +60,7 @@ class _Pose:
     waterline: tuple[float, float]
 
 
-# ----------------------------------------------------------------------------- fluke geometry
-
-
-def leading_edge(ind: Individual, x: np.ndarray) -> np.ndarray:
-    """Height of the leading edge above the root at span positions x (same shape as x)."""
-    t = np.abs(x)
-    return ind.sweep * t**ind.sweep_power + ind.tip_curl * t**8
-
-
-def chord_at(ind: Individual, x: np.ndarray) -> np.ndarray:
-    """Chord (leading to trailing edge) before notches, at span positions x."""
-    t = np.clip(np.abs(x), 0.0, 1.0)
-    return ind.chord * (1.0 - t) ** ind.tip_bluntness * (1.0 + ind.lobe * t)
-
-
-def trailing_edge(ind: Individual, x: np.ndarray) -> np.ndarray:
-    """Height of the trailing edge (median notch, signature notches, serration) at x."""
-    lead, chord = leading_edge(ind, x), chord_at(ind, x)
-    cut = ind.notch_depth * ind.chord * np.clip(1.0 - np.abs(x) / ind.notch_width, 0.0, None) ** 1.5
-    for notch in ind.notches:
-        cut = cut + notch.depth * ind.chord * np.exp(-(((x - notch.x) / notch.width) ** 2))
-    grid = np.linspace(-1.0, 1.0, len(ind.serration))
-    cut = cut + np.interp(x, grid, np.asarray(ind.serration)) * ind.serration_depth * ind.chord
-    return lead + chord - np.minimum(cut, 0.8 * chord)
-
-
-def fluke_outline(ind: Individual) -> np.ndarray:
-    """Closed fluke polygon in local coordinates, (N, 2): leading edge left->right, then trailing."""
-    xs = np.linspace(-1.0, 1.0, _EDGE_POINTS)
-    lead = np.stack([xs, leading_edge(ind, xs)], axis=1)
-    trail = np.stack([xs[::-1], trailing_edge(ind, xs[::-1])], axis=1)
-    return np.concatenate([lead, trail[1:-1]])
-
-
-def stock_outline(ind: Individual, length: float) -> np.ndarray:
-    """Tail-stock polygon in local coordinates, (N, 2), from inside the fluke down to y=-length."""
-    top = 0.3 * ind.chord
-    ys = np.linspace(top, -length, 12)
-    flare = ind.stock_width * (0.8 + 1.2 * ((top - ys) / (top + 0.5)) ** 2)
-    return np.concatenate([np.stack([-flare, ys], 1), np.stack([flare[::-1], ys[::-1]], 1)])
-
-
-def _blob(x: float, y: float, rx: float, ry: float, angle: float, wobble: tuple[float, ...]) -> np.ndarray:
-    """Polygon (48, 2): an ellipse (angle in degrees) whose radius is scaled by the periodic wobble."""
-    t = np.linspace(0.0, 2 * np.pi, 48, endpoint=False)
-    knots = np.linspace(0.0, 2 * np.pi, len(wobble) + 1)
-    radius = np.interp(t, knots, (*wobble, wobble[0])) if wobble else np.ones_like(t)
-    c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
-    ex, ey = rx * radius * np.cos(t), ry * radius * np.sin(t)
-    return np.stack([x + ex * c - ey * s, y + ex * s + ey * c], axis=1)
+# ----------------------------------------------------------------------------- projection
 
 
 def _project(matrix: np.ndarray, pts: np.ndarray) -> np.ndarray:
@@ -240,14 +194,11 @@ def _whale_layers(ind: Individual, pose: _Pose, region: tuple[int, int, int, int
     draw.polygon(pixels(stock_outline(ind, pose.stock)), fill=255)
     paint, unit = ImageDraw.Draw(pigment), pose.scale * ss
     for p in ind.patches:
-        paint.polygon(pixels(_blob(p.x, p.y, p.rx, p.ry, p.angle, p.wobble)), fill=round(255 * p.shade))
+        paint.polygon(pixels(patch_outline(p)), fill=round(255 * p.shade))
     for scar in ind.scars:
         width = max(1, round(scar.width * unit))
         paint.line(pixels(np.asarray(scar.points)), fill=235, width=width, joint="curve")
-    xs = np.linspace(-1.0, 1.0, _EDGE_POINTS)
-    trail = trailing_edge(ind, xs)
-    inner = np.maximum(trail - ind.margin * ind.chord, leading_edge(ind, xs))
-    paint.polygon(pixels(np.concatenate([np.stack([xs, trail], 1), np.stack([xs, inner], 1)[::-1]])), fill=0)
+    paint.polygon(pixels(margin_outline(ind)), fill=0)
     alpha = np.asarray(cover.reduce(ss), dtype=np.float32) / 255.0
     pig = np.asarray(pigment.reduce(ss), dtype=np.float32) / 255.0
     return alpha, cv2.GaussianBlur(pig, (0, 0), 0.6)
