@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 from rich.console import Console
 from rich.logging import RichHandler
@@ -43,5 +43,20 @@ def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
 
         def update(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+@contextmanager
+def progress_bar_if_used(description: str) -> Iterator[Callable[[int, int], None]]:
+    """Like `progress_bar`, but the bar appears at the callback's first call: none for work that turns out to be
+    nothing to do (cropping without a detector)."""
+    with ExitStack() as stack:
+        bars: list[Callable[[int, int], None]] = []
+
+        def update(done: int, total: int) -> None:
+            if not bars:
+                bars.append(stack.enter_context(progress_bar(description)))
+            bars[0](done, total)
 
         yield update

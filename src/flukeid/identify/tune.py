@@ -86,8 +86,15 @@ def tune_model(
     return fusion
 
 
-def frozen_model(backbone: str, out: Path, image_size: tuple[int, int] | None = None) -> Artifact:
-    """A model directory of pretrained ImageNet features (GeM-pooled, no neck, no training)."""
+def frozen_model(
+    backbone: str, out: Path, image_size: tuple[int, int] | None = None, detector: Path | None = None
+) -> Artifact:
+    """A model directory of pretrained ImageNet features (GeM-pooled, no neck, no training); with ``detector`` (a
+    detector folder) the model keeps a copy of it and crops every photo with it."""
     cfg = ModelConfig(backbone=backbone, pretrained=True, embedding_dim=None, image_size=image_size)
     save_model(out, build_model(cfg).eval(), cfg, labels=[], threshold=None, extra={"frozen": True})
+    if detector is not None:
+        from flukeid.detect.model import attach_detector
+
+        attach_detector(out, detector)
     return load_model(out)
