@@ -16,8 +16,6 @@ from pathlib import Path
 import pandas as pd
 
 from flukeid import NEW_WHALE
-from flukeid.data.catalogue import image_paths
-from flukeid.detect.crop import crop_queries
 from flukeid.embed import Progress, describe_failures, embed_paths
 from flukeid.errors import FlukeidError
 from flukeid.folders import replacing_folder
@@ -116,11 +114,12 @@ def gallery_model(gallery: Path, model: Path | None = None) -> Path:
 def enroll_photos(
     gallery: Gallery, artifact: Artifact, photos: list[Path], individual: str, matchers: Sequence[LocalMatcher] = ()
 ) -> int:
-    """Add ``photos`` (files, or folders of them) of one individual to ``gallery`` with their local features for
-    ``matchers``, cropped by the model's detector if it has one: all of them or, when one cannot be read, none
-    (FlukeidError naming them). The gallery must have been built with ``artifact``. Returns how many were added."""
+    """Add ``photos`` of one individual to ``gallery`` with their local features for ``matchers``: all of them
+    or, when one cannot be read, none (FlukeidError naming them). Photos are used as they are: crop them first if
+    the model crops (`flukeid.detect.crop.crop_queries`). The gallery must have been built with ``artifact``.
+    Returns how many were added."""
     gallery.check_model(artifact.model_id)
-    embedded = embed_paths(artifact, crop_queries(image_paths(photos), artifact.path))
+    embedded = embed_paths(artifact, photos)
     if embedded.failed:
         raise FlukeidError(
             f"{len(embedded.failed)} photo(s) cannot be read, so none was enrolled "
