@@ -1,188 +1,60 @@
-"""CLI commands of the identify stage: gallery, enroll, remove, identify, evaluate, verify, cluster, frozen."""
+"""CLI commands of the identify stage: embed, identify, evaluate, verify, cluster, frozen, tune."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import typer
+from rich.markup import escape
 
-from flukeid.cli_detect import crop_queries, crop_rows
-from flukeid.data.catalogue import IMAGE_SUFFIXES
-from flukeid.errors import FlukeidError
+from flukeid.cli.common import checked_labels, cropped_rows
+from flukeid.embed_ray import RAY_HELP
 from flukeid.progress import progress_bar, stdout
 
-gallery_app = typer.Typer(help="Build and inspect galleries (searchable catalogues of embedded photos).")
+if TYPE_CHECKING:
+    from flukeid.identify.fusion import Fusion
+    from flukeid.identify.settings import IdentifySettings
+
+MATCHERS_HELP = "Local matchers, comma-separated (sift, aliked, disk, xfeat; '' for none); default: the model's."
 
 
-def image_paths(items: list[Path]) -> list[Path]:
-    """Files as given; folders expanded to their image files (sorted)."""
-    paths: list[Path] = []
-    for item in items:
-        if item.is_dir():
-            paths += sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            paths.append(item)
-    if not paths:
-        raise FlukeidError(f"no images found in {', '.join(map(str, items))}")
-    return paths
-
-
-def usable_labels(data: Path) -> pd.DataFrame:
-    """Check a catalogue with a progress bar; its usable labelled rows, or a FlukeidError if none."""
-    from flukeid.data.check import check_catalogue
-
-    with progress_bar("checking images") as update:
-        return check_catalogue(data, progress=update).require_usable()
-
-
-def _model_of(gallery: Path, model: Path | None) -> Path:
-    from flukeid.gallery.store import MODEL_LINK
-
-    if model is not None:
-        return model
-    link = gallery / MODEL_LINK
-    if not link.is_file():
-        raise FlukeidError(f"{gallery}: no model recorded for this gallery; pass --model MODEL_DIR")
-    return Path(link.read_text().strip())
-
-
-_STORE_HELP = (
-    "Vector store: faiss (embedded, one machine, up to a few million photos) or milvus (Milvus Lite in-process, or "
-    "a Milvus server with --milvus-uri; needs pip install -e '.[scale]')."
-)
-_MILVUS_URI_HELP = (
-    "Milvus for --store milvus: a Milvus Lite database path ending in .db (default: milvus.db in the gallery "
-    "folder) or a server URI such as http://host:19530 (collection flukeid_<uid>, shown by `gallery info`)."
-)
-
-
-@gallery_app.command("build")
-def gallery_build(
-    model: Path = typer.Argument(..., help="Model directory (from flukeid train)."),
-    data: Path = typer.Argument(..., help="Catalogue folder: its labelled photos are enrolled."),
-    out: Path = typer.Option(Path("gallery"), help="Gallery folder to create."),
-    index: str = typer.Option("flat", help="flat (exact), hnsw or ivf (large catalogues)."),
-    crop: Path | None = typer.Option(None, help="Detector folder to crop photos with (default: the model's own)."),
-    replace: bool = typer.Option(False, help="Replace a complete gallery at --out (kept until the new one is done)."),
-    store: str = typer.Option("faiss", help=_STORE_HELP),
-    milvus_uri: str | None = typer.Option(None, help=_MILVUS_URI_HELP),
+def embed_command(
+    model: Path = typer.Argument(..., help="Model directory."),
+    inputs: list[Path] = typer.Argument(..., help="Photos, folders of photos, or catalogue folders."),
+    out: Path = typer.Option(..., "--out", help="Embeddings file (.npz); run again with it to resume or add photos."),
+    ray: str | None = typer.Option(None, "--ray", metavar="ADDRESS", help=RAY_HELP),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Photos embedded per batch."),
 ) -> None:
-    """Embed a catalogue's labelled photos into a new gallery, built whole or not at all (an interrupted build's
-    unfinished gallery is replaced)."""
-    from flukeid.folders import leftover_folders
-    from flukeid.gallery.build import build_gallery
-    from flukeid.gallery.store import check_build_target
-    from flukeid.gallery.vectors import StoreSpec
-    from flukeid.identify.identifier import model_matchers
+    """Embed photos into an embeddings file (image, path, content sha1, individual, vector), cropped by the model's
+    detector as identify crops them. Photos the file holds already (same path, content and model) are skipped;
+    progress is kept as it goes, so an interrupted run resumes. Unreadable photos are reported and left out."""
+    from contextlib import nullcontext
+
+    from flukeid.detect.model import model_detector
+    from flukeid.embed import check_embeddings_path, describe_failures, embed_to_file, local_batches, photo_inputs
     from flukeid.models.artifact import load_model
 
-    check_build_target(out, replace)  # before the long part
-    StoreSpec.new(store, milvus_uri)
-    labels = crop_rows(usable_labels(data), model, crop)
-    matchers = model_matchers(model)
-    with progress_bar("embedding catalogue, extracting local features") as update:
-        built = build_gallery(
-            load_model(model),
-            labels,
-            out,
-            index=index,
-            progress=update,
-            replace=replace,
-            matchers=matchers,
-            store=store,
-            milvus_uri=milvus_uri,
-        )
-    gallery = built.gallery
-    if built.replaced:
-        stdout.print(built.replaced)
+    check_embeddings_path(out)
+    artifact = load_model(model)
+    photos = photo_inputs(inputs)
+    detector = model_detector(model)
+    if ray is None:
+        batches, session = local_batches(artifact, detector, batch_size), nullcontext()
+    else:
+        from flukeid.embed_ray import ray_batches, ray_session
+
+        batches, session = ray_batches(model, detector.path if detector else None, batch_size), ray_session(ray)
+    with session, progress_bar("embedding") as update:
+        run = embed_to_file(artifact.model_id, artifact.model.dim, photos, out, batches, progress=update)
     stdout.print(
-        f"gallery {out}: {len(gallery)} photos of {len(gallery.individuals())} individuals "
-        f"({len(built.failed)} unreadable skipped)"
+        f"{run.embedded} photo(s) embedded, {run.skipped} already in {out} (skipped), {len(run.failed)} unreadable; "
+        f"{out} holds {run.total} photo(s) of model {artifact.model_id}"
     )
-    for folder in leftover_folders(out):
-        stdout.print(f"note: {folder} was left by an interrupted build (unless one is running now): delete it")
-
-
-@gallery_app.command("info")
-def gallery_info(gallery: Path = typer.Argument(..., help="Gallery folder.")) -> None:
-    """Photos, individuals, index kind, vector store and model of a gallery."""
-    from flukeid.gallery import Gallery
-
-    g = Gallery.open(gallery)
-    features = ", ".join(f"{key} {n}" for key, n in sorted(g.local_feature_counts().items())) or "none"
-    stdout.print(
-        f"{gallery}: {len(g)} photos, {len(g.individuals())} individuals, index {g.index_kind}, "
-        f"store {g.store.describe()}, model {g.model_id}; stored local features: {features}"
-    )
-
-
-@gallery_app.command("rebuild")
-def gallery_rebuild(
-    gallery: Path = typer.Argument(..., help="Gallery folder."),
-    store: str | None = typer.Option(None, help="Move the gallery to this vector store (faiss or milvus)."),
-    milvus_uri: str | None = typer.Option(None, help=_MILVUS_URI_HELP),
-) -> None:
-    """Rebuild a gallery's vector store from its database (gallery.sqlite holds the truth), or move the gallery to
-    another store with --store: the new store is filled first, then recorded, then the old one dropped."""
-    from flukeid.gallery.store import Gallery, rebuild_store
-
-    spec = rebuild_store(gallery, store, milvus_uri)
-    g = Gallery.open(gallery)
-    stdout.print(f"rebuilt the vector store of {gallery} from its database: {len(g)} photos, store {spec.describe()}")
-
-
-def enroll(
-    gallery: Path = typer.Argument(..., help="Gallery folder."),
-    images: list[Path] = typer.Argument(..., help="Photos (or folders) of one individual."),
-    id_: str = typer.Option(..., "--id", help="The individual: a new ID or a known one."),
-    model: Path | None = typer.Option(None, help="Model directory (default: the gallery's)."),
-) -> None:
-    """Add photos of an individual to a gallery, no retraining (atomic: all or nothing; if any photo cannot be
-    read, none is enrolled)."""
-    from flukeid.data.ids import check_id
-    from flukeid.embed import embed_paths
-    from flukeid.gallery import Gallery
-    from flukeid.gallery.local import store_local_features
-    from flukeid.identify.identifier import model_matchers
-    from flukeid.models.artifact import load_model
-
-    check_id(id_, "--id")
-    g = Gallery.open(gallery)
-    artifact = load_model(_model_of(gallery, model))
-    g.check_model(artifact.model_id)
-    embedded = embed_paths(artifact, crop_queries(image_paths(images), artifact.path, None))
-    if embedded.failed:
-        raise FlukeidError(_unreadable(embedded.failed))
-    ids = g.add(
-        [p.name for p in embedded.paths],
-        [id_] * len(embedded.paths),
-        embedded.vectors,
-        paths=[str(p.resolve()) for p in embedded.paths],
-    )
-    store_local_features(g, model_matchers(artifact.path), list(g.photos_by_id(ids).values()))
-    stdout.print(f"enrolled {len(embedded.paths)} photo(s) as {id_}; gallery now has {len(g)} photos")
-
-
-def _unreadable(failed: dict[Path, str], shown: int = 5) -> str:
-    """One line naming the photos that cannot be read, and why."""
-    reasons = [why if str(path) in why else f"{path}: {why}" for path, why in failed.items()]
-    listed = "; ".join(reasons[:shown])
-    more = f"; and {len(failed) - shown} more" if len(failed) > shown else ""
-    return f"{len(failed)} photo(s) cannot be read, so none was enrolled ({listed}{more}); fix or leave them out"
-
-
-def remove(
-    gallery: Path = typer.Argument(..., help="Gallery folder."),
-    id_: str | None = typer.Option(None, "--id", help="Remove every photo of this individual."),
-    image: list[str] = typer.Option([], help="Remove these photos (by image name)."),
-) -> None:
-    """Remove an individual or single photos from a gallery."""
-    from flukeid.gallery import Gallery
-
-    removed = Gallery.open(gallery).remove(individual=id_, images=image or None)
-    stdout.print(f"removed {removed} photo(s)")
+    if run.failed:
+        stdout.print(f"unreadable (tried again next run): {escape(describe_failures(run.failed))}", highlight=False)
 
 
 def identify_command(
@@ -203,6 +75,7 @@ def identify_command(
 ) -> None:
     """Top-5 individuals (or new_whale) for each photo with the model's pipeline (shortlist by the embedding, local
     matchers, calibrated fusion): Kaggle submission, JSON lines and an HTML report."""
+    from flukeid.data.catalogue import image_paths
     from flukeid.detect.model import load_detector
     from flukeid.gallery import Gallery
     from flukeid.identify.identifier import Identifier
@@ -249,17 +122,15 @@ def evaluate_command(
     AUC."""
     from flukeid.data.splits import make_split
     from flukeid.identify.evaluate import evaluate_split
-    from flukeid.identify.identifier import Prediction
     from flukeid.identify.predict import write_outputs
     from flukeid.models.artifact import load_model
     from flukeid.report.plots import plot_novelty_pr
 
-    parts = make_split(crop_rows(usable_labels(data), model, crop), split, seed=seed)
+    parts = make_split(cropped_rows(checked_labels(data), model, crop), split, seed=seed)
     with progress_bar("identifying") as update:
         evaluation = evaluate_split(load_model(model), parts, progress=update)
     paths = evaluation.queries
-    predictions = [Prediction(p.name, p, r) for p, r in zip(paths, evaluation.rankings)]
-    write_outputs(predictions, out)
+    write_outputs(evaluation.predictions(), out)
     curve = plot_novelty_pr(evaluation.table, evaluation.truths, out / "new_individual_pr.png")
     s = evaluation.scores
     stdout.print(
@@ -292,6 +163,7 @@ def cluster(
     ),
 ) -> None:
     """Group unlabelled photos into putative individuals (average linkage on the pipeline's P(same))."""
+    from flukeid.data.catalogue import image_paths
     from flukeid.identify.cluster import cluster_photos
     from flukeid.identify.identifier import Identifier
 
@@ -302,25 +174,13 @@ def cluster(
     stdout.print(f"{len(paths)} photos in {len(set(labels))} clusters -> {out}")
 
 
-def _settings_with(model: Path, matchers: str | None, shortlist: int | None):  # type: ignore[no-untyped-def]
-    """The model's identify settings, with --matchers / --shortlist applied (None: as they are)."""
-    import dataclasses
-
+def _settings_with(model: Path, matchers: str | None, shortlist: int | None) -> IdentifySettings:
+    """The model's identify settings, with --matchers (comma-separated names) / --shortlist applied."""
     from flukeid.identify.identifier import load_settings
-    from flukeid.matchers import MatcherSettings
+    from flukeid.identify.settings import with_choices
 
-    settings = load_settings(model)
-    if matchers is not None:
-        current = {m.name: m for m in settings.matchers}
-        names = [n.strip() for n in matchers.split(",") if n.strip()]
-        chosen = tuple(current.get(n) or MatcherSettings(n) for n in names)  # type: ignore[arg-type]
-        settings = dataclasses.replace(settings, matchers=chosen)
-    if shortlist is not None:
-        settings = dataclasses.replace(settings, shortlist=shortlist)
-    return settings
-
-
-MATCHERS_HELP = "Local matchers, comma-separated (sift, aliked, disk, xfeat; '' for none); default: the model's."
+    names = None if matchers is None else [n.strip() for n in matchers.split(",") if n.strip()]
+    return with_choices(load_settings(model), names, shortlist)
 
 
 def frozen(
@@ -337,24 +197,18 @@ def frozen(
     from flukeid.identify.identifier import save_settings
     from flukeid.identify.tune import frozen_model, tune_model
 
-    artifact = frozen_model(backbone, out, (size, size) if size else None)
-    if crop is not None:
-        from flukeid.detect.model import attach_detector
-        from flukeid.models.artifact import load_model
-
-        attach_detector(out, crop)
-        artifact = load_model(out)
+    artifact = frozen_model(backbone, out, (size, size) if size else None, detector=crop)
     save_settings(out, _settings_with(out, matchers, shortlist))
     message = f"frozen {backbone} model -> {out}"
     if tune_on is not None:
-        labels = crop_rows(usable_labels(tune_on), out, None)
+        labels = cropped_rows(checked_labels(tune_on), out)
         with progress_bar("tuning") as update:
             fusion = tune_model(artifact, labels, progress=update)
         message += f"; {_fusion_summary(fusion)}"
     stdout.print(message)
 
 
-def _fusion_summary(fusion) -> str:  # type: ignore[no-untyped-def]
+def _fusion_summary(fusion: Fusion) -> str:
     parts = ", ".join(fusion.components)
     return (
         f"fused {parts} over {fusion.pairs} calibration pairs; threshold {fusion.threshold:.4f} "
@@ -375,19 +229,7 @@ def tune(
     from flukeid.models.artifact import load_model
 
     settings = _settings_with(model, matchers, shortlist)
-    labels = crop_rows(usable_labels(data), model, None)
+    labels = cropped_rows(checked_labels(data), model)
     with progress_bar("tuning") as update:
         fusion = tune_model(load_model(model), labels, seed=seed, settings=settings, progress=update)
     stdout.print(_fusion_summary(fusion))
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(gallery_app, name="gallery")
-    app.command("enroll")(enroll)
-    app.command("remove")(remove)
-    app.command("identify")(identify_command)
-    app.command("evaluate")(evaluate_command)
-    app.command("verify")(verify)
-    app.command("cluster")(cluster)
-    app.command("frozen")(frozen)
-    app.command("tune")(tune)
