@@ -14,7 +14,7 @@ model, its gallery, a service catalogue), then runs every case and classifies it
 - data lost: an input (catalogue, model, gallery, service database) changed or deleted when it should not.
 
 Prints the summary line for bench/RESULTS.md and a per-case table; exits 1 on any traceback, hang or data loss.
-The cases go beyond tests/test_cli_faults.py and tests/serve/ (different inputs).
+The cases go beyond tests/cli/test_cli_faults.py and tests/serve/ (different inputs).
 """
 
 from __future__ import annotations

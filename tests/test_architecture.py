@@ -21,13 +21,7 @@ LAYERS: list[set[str]] = [
     {"identify"},  # the pipeline: shortlist, local matching, calibrated fusion, ranking, evaluation, tuning
     {"train", "report", "embed_ray"},  # metric learning (validated by identify), reports, Ray batch jobs
     {"serve", "demo"},  # the curator service; the demo
-    {
-        "cli",
-        "cli_detect",
-        "cli_identify",
-        "cli_serve",
-        "__main__",
-    },  # the command line: parse, call one library function, print
+    {"cli", "__main__"},  # the command line: parse, call one library function, print
 ]
 """Bottom to top. A part may import parts of its own layer or below; not two parts importing each other."""
 

@@ -42,6 +42,13 @@ class Embeddings:
     failed: dict[Path, str] = field(default_factory=dict)
 
 
+def describe_failures(failed: dict[Path, str], shown: int = 5) -> str:
+    """Unreadable photos and why, on one line: the first ``shown``, then how many more."""
+    reasons = [why if str(path) in why else f"{path}: {why}" for path, why in failed.items()]
+    more = f"; and {len(failed) - shown} more" if len(failed) > shown else ""
+    return "; ".join(reasons[:shown]) + more
+
+
 def content_key(path: Path, model_id: str, flip_tta: bool) -> str:
     digest = hashlib.sha1(path.read_bytes()).hexdigest()
     return f"{model_id}-{'f' if flip_tta else 'n'}-{digest}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 from rich import progress as rich_progress
 from rich.console import Console
@@ -76,3 +76,18 @@ def quiet_lightning() -> Iterator[None]:
             yield
     finally:
         logger.setLevel(level)
+
+
+@contextmanager
+def progress_bar_if_used(description: str) -> Iterator[Callable[[int, int], None]]:
+    """Like `progress_bar`, but the bar appears at the callback's first call: none for work that turns out to be
+    nothing to do (cropping without a detector)."""
+    with ExitStack() as stack:
+        bars: list[Callable[[int, int], None]] = []
+
+        def update(done: int, total: int) -> None:
+            if not bars:
+                bars.append(stack.enter_context(progress_bar(description)))
+            bars[0](done, total)
+
+        yield update

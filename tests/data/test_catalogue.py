@@ -8,8 +8,8 @@ import pytest
 from conftest import KaggleFactory, write_image
 from PIL import Image
 
-from flukeid.data.catalogue import Layout, load_catalogue
-from flukeid.data.check import check_catalogue
+from flukeid.data.catalogue import Layout, image_paths, load_catalogue
+from flukeid.data.check import check_catalogue, usable_labels
 from flukeid.data.images import read_image
 from flukeid.data.problems import Severity
 from flukeid.errors import CatalogueError, FlukeidError, ImageError
@@ -212,3 +212,26 @@ def test_decompression_bomb_header_is_refused_by_name_and_pillow_is_left_as_foun
         with pytest.raises(ImageError, match=r"bomb\.png: refused, .*10000000000 pixels"):
             read_image(path, max_pixels=limit)
     assert Image.MAX_IMAGE_PIXELS is not None  # importing flukeid changes no process-wide Pillow setting
+
+
+def test_image_paths_expand_folders_to_their_images_and_keep_files(tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    for name in ("b.JPG", "a.png", "deeper/c.jpg"):
+        write_image(folder / name, seed=0)
+    (folder / "notes.txt").write_text("not a photo")
+    given = tmp_path / "given.txt"  # a file is taken as it is named, whatever its suffix
+    assert image_paths([folder, given]) == [folder / "a.png", folder / "b.JPG", given]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FlukeidError, match=r"no images found in .*empty"):
+        image_paths([tmp_path / "empty"])
+
+
+def test_usable_labels_are_the_checked_rows_or_the_fatal_problems(kaggle: KaggleFactory, tmp_path: Path) -> None:
+    root = kaggle([("a.jpg", "w_1"), ("b.jpg", "w_2"), ("missing.jpg", "w_2")])
+    (root / "train" / "missing.jpg").unlink()
+    calls: list[tuple[int, int]] = []
+    labels = usable_labels(root, lambda done, total: calls.append((done, total)))
+    assert sorted(labels["Image"]) == ["a.jpg", "b.jpg"]
+    assert calls and calls[-1][0] == calls[-1][1]
+    with pytest.raises(FlukeidError, match="catalogue folder not found"):
+        usable_labels(tmp_path / "nowhere")

@@ -13,11 +13,11 @@ from PIL import Image
 
 from flukeid.cli import main
 from flukeid.data.transforms import AugmentConfig, build_transform
-from flukeid.detect.crop import CropSettings, crop_catalogue, crop_photos
+from flukeid.detect.crop import CropSettings, check_crop_target, crop_catalogue, crop_photos, crop_queries, crop_rows
 from flukeid.detect.data import BoxRows, Letterbox, box_rows
 from flukeid.detect.model import DetectorConfig, load_detector
 from flukeid.detect.train import DetectTrainConfig, train_detector
-from flukeid.errors import CatalogueError
+from flukeid.errors import CatalogueError, FlukeidError
 from flukeid.metrics import iou
 from flukeid.synth import SynthConfig, generate
 
@@ -190,3 +190,25 @@ def test_detect_cli_train_eval_crop_and_cropped_identity_model(small: Path, tmp_
     submission = pd.read_csv(out / "submission.csv")
     assert sorted(submission["Image"]) == sorted(p.name for p in (small / "test").iterdir())
     assert main(["detect", "eval", str(tmp_path / "nothing"), str(small)]) == 1
+
+
+def test_without_a_detector_rows_and_queries_are_unchanged(tmp_path: Path) -> None:
+    """No ``crop`` folder and a model that carries no detector (or no model): nothing is cropped or reported."""
+    labels = pd.DataFrame({"Image": ["a.jpg"], "Id": ["w_1"], "path": [tmp_path / "a.jpg"]})
+    photos = [tmp_path / "q.jpg"]
+    model = tmp_path / "model"  # a model folder without detector/
+    model.mkdir()
+
+    def progress(done: int, total: int) -> None:
+        raise AssertionError("nothing to crop, nothing to report")
+
+    for owner in (None, model):
+        assert crop_rows(labels, owner, progress=progress) is labels
+        assert crop_queries(photos, owner, progress=progress) is photos
+
+
+def test_crops_are_written_outside_the_catalogue(tmp_path: Path) -> None:
+    check_crop_target(tmp_path / "cat", tmp_path / "crops")
+    for inside in (tmp_path / "cat", tmp_path / "cat" / "crops"):
+        with pytest.raises(FlukeidError, match="write the crops outside"):
+            check_crop_target(tmp_path / "cat", inside)

@@ -12,7 +12,15 @@ import numpy as np
 import pytest
 
 from flukeid.cli import main
-from flukeid.embed import Embedded, embed_to_file, load_embeddings, local_batches, parts_folder, photo_inputs
+from flukeid.embed import (
+    Embedded,
+    describe_failures,
+    embed_to_file,
+    load_embeddings,
+    local_batches,
+    parts_folder,
+    photo_inputs,
+)
 from flukeid.errors import FlukeidError
 from flukeid.identify.identifier import Identifier
 from flukeid.models.artifact import ModelConfig, build_model, load_model, save_model
@@ -129,3 +137,9 @@ def test_ray_option_says_how_to_install_ray_and_refuses_a_folder_as_address(
     assert main(["embed", str(world["model"]), str(photo), "--out", str(out), "--ray", str(photo.parent)]) == 1
     assert "not a Ray address" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_describe_failures_names_the_first_photos_and_counts_the_rest() -> None:
+    failed = {Path(f"p{i}.jpg"): "truncated" for i in range(3)} | {Path("x.jpg"): "x.jpg: not an image"}
+    assert describe_failures(failed, shown=2) == "p0.jpg: truncated; p1.jpg: truncated; and 2 more"
+    assert describe_failures(failed) == "p0.jpg: truncated; p1.jpg: truncated; p2.jpg: truncated; x.jpg: not an image"

@@ -19,7 +19,8 @@ from flukeid.cli import main
 from flukeid.errors import FlukeidError
 from flukeid.folders import leftover_folders, replacing_folder
 from flukeid.gallery import Gallery
-from flukeid.gallery.store import DATABASE_FILE
+from flukeid.gallery.build import build_gallery, gallery_model
+from flukeid.gallery.store import DATABASE_FILE, MODEL_LINK
 from flukeid.models.artifact import ModelConfig, build_model, load_model, save_model
 from flukeid.synth import SynthConfig, generate
 
@@ -268,3 +269,17 @@ def test_replacing_folder_keeps_the_old_folder_until_the_new_one_is_whole(tmp_pa
         assert [p.name for p in target.iterdir()] == ["old.txt"]
     assert [p.name for p in target.iterdir()] == ["new.txt"]
     assert leftover_folders(target) == []
+
+
+def test_a_library_build_records_its_model_and_gallery_model_reads_it(world: dict[str, Path], tmp_path: Path) -> None:
+    from flukeid.data.check import check_catalogue
+
+    labels = check_catalogue(world["cat"]).usable_labels()
+    out = tmp_path / "g"
+    build_gallery(load_model(world["model"]), labels, out)
+    assert (out / MODEL_LINK).read_text() == str(world["model"].resolve())
+    assert gallery_model(out) == world["model"].resolve()
+    assert gallery_model(out, tmp_path / "other") == tmp_path / "other"  # a model given wins
+    (out / MODEL_LINK).unlink()
+    with pytest.raises(FlukeidError, match="no model recorded for this gallery; pass --model"):
+        gallery_model(out)

@@ -207,3 +207,15 @@ def test_frozen_default_recipe_fits_the_fusion(world: dict[str, Path], tmp_path:
     fusion = json.loads((out / "fusion.json").read_text())
     assert 0.0 <= fusion["map5"] <= 1.0 and fusion["pairs"] > 0 and "global" in fusion["components"]
     assert load_model(out).threshold is not None
+
+
+def test_with_choices_keeps_known_matchers_options_and_defaults_new_ones() -> None:
+    from flukeid.identify.settings import IdentifySettings, with_choices
+    from flukeid.matchers import MatcherSettings
+
+    sift = MatcherSettings("sift", max_side=256, keypoints=100)
+    settings = IdentifySettings(matchers=(sift,), shortlist=7)
+    assert with_choices(settings) == settings
+    chosen = with_choices(settings, ["xfeat", "sift"], 3)
+    assert chosen.matchers == (MatcherSettings("xfeat"), sift) and chosen.shortlist == 3
+    assert with_choices(settings, []).matchers == ()

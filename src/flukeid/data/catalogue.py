@@ -17,7 +17,7 @@ from pathlib import Path, PurePath, PureWindowsPath
 import pandas as pd
 
 from flukeid import NEW_WHALE
-from flukeid.errors import CatalogueError
+from flukeid.errors import CatalogueError, FlukeidError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 BOXES_NAMES = ("boxes.csv", "boxes.txt", "bounding_boxes.csv", "bounding_boxes.txt", "cropping.txt")
@@ -67,6 +67,20 @@ def outside_catalogue(root: Path, name: str, path: Path) -> str | None:
 
 def is_image(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def image_paths(items: list[Path]) -> list[Path]:
+    """Files as given; folders expanded to their image files (sorted), not their sub-folders'.
+    FlukeidError when that leaves no path."""
+    paths: list[Path] = []
+    for item in items:
+        if item.is_dir():
+            paths += sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            paths.append(item)
+    if not paths:
+        raise FlukeidError(f"no images found in {', '.join(map(str, items))}")
+    return paths
 
 
 def read_labels(csv_path: Path, image_dir: Path) -> pd.DataFrame:

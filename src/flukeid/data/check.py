@@ -241,3 +241,9 @@ def check_catalogue(root: Path, max_pixels: int = DEFAULT_MAX_PIXELS, progress: 
     if report.usable_labels().empty:
         report.problems.append(Problem(Severity.FATAL, file_of, "no usable labelled photo in the catalogue"))
     return report
+
+
+def usable_labels(root: Path, progress: Progress | None = None) -> pd.DataFrame:
+    """The usable labelled rows (Image, Id, line, path) of the catalogue at ``root``, checked as by
+    ``check_catalogue``; FlukeidError naming the fatal problems if there are none."""
+    return check_catalogue(root, progress=progress).require_usable()

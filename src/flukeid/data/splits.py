@@ -19,14 +19,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from flukeid import NEW_WHALE
 from flukeid.config import check_choice
-from flukeid.data.boxes import Box
+from flukeid.data.boxes import Box, read_boxes
 from flukeid.errors import ConfigError
+
+if TYPE_CHECKING:
+    from flukeid.data.check import CheckReport
 
 WHALE_CATALOGUE_SIZES = (1, 2, 3, 4)
 WHALE_CATALOGUE_PROBS = (0.52, 0.24, 0.12, 0.12)
@@ -160,3 +164,19 @@ def write_split(split: Split, out: Path, boxes: Mapping[str, Box] | None = None,
             if old in boxes
         ]
         pd.DataFrame(rows, columns=["Image", "x0", "y0", "x1", "y1"]).to_csv(out / "boxes.csv", index=False)
+
+
+def split_catalogue(
+    report: CheckReport,
+    out: Path,
+    kind: SplitKind | str,
+    seed: int = 0,
+    query_share: float = 0.2,
+    unknown_share: float = 0.25,
+) -> Split:
+    """Split a checked catalogue's usable labelled rows (FlukeidError if it has none) and write the Kaggle-layout
+    pair to ``out`` (`write_split`), with the catalogue's boxes if it has a boxes file."""
+    split = make_split(report.require_usable(), kind, seed, query_share, unknown_share)
+    boxes_file = report.catalogue.boxes_file if report.catalogue else None
+    write_split(split, out, boxes=read_boxes(boxes_file).boxes if boxes_file else None)
+    return split

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from flukeid import NEW_WHALE
+
+if TYPE_CHECKING:
+    from flukeid.data.catalogue import Catalogue
 
 
 @dataclass(frozen=True)
@@ -43,3 +47,8 @@ def catalogue_stats(labels: pd.DataFrame, test_images: int = 0) -> CatalogueStat
         new_whale_images=int((labels["Id"] == NEW_WHALE).sum()),
         photos_per_id=dict(sorted(histogram.items())),
     )
+
+
+def labelled_stats(cat: Catalogue) -> CatalogueStats:
+    """`catalogue_stats` of a catalogue's labelled rows (rows with an empty Id left out) and its test photos."""
+    return catalogue_stats(cat.labels[cat.labels["Id"] != ""], test_images=len(cat.test))

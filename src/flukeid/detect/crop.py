@@ -20,9 +20,9 @@ import pandas as pd
 
 from flukeid.data.catalogue import BOXES_NAMES, is_image
 from flukeid.data.images import read_image
-from flukeid.detect.model import Detector
+from flukeid.detect.model import Detector, model_detector
 from flukeid.detect.predict import BoxPrediction, predict_boxes
-from flukeid.errors import ImageError
+from flukeid.errors import FlukeidError, ImageError
 from flukeid.models.artifact import CROP_MARGIN, CROP_MIN_CONFIDENCE
 from flukeid.progress import Progress
 
@@ -142,6 +142,34 @@ def cropped_labels(
     return out
 
 
+def crop_rows(
+    labels: pd.DataFrame, model: Path | None, crop: Path | None = None, progress: Progress | None = None
+) -> pd.DataFrame:
+    """Catalogue rows with ``path`` pointing at crops by the detector folder ``crop``, else by the detector the
+    model folder ``model`` carries; the rows themselves when neither gives a detector (``progress`` is not called)."""
+    detector = model_detector(model, crop)
+    if detector is None:
+        return labels
+    return cropped_labels(detector, labels, progress=progress)
+
+
+def crop_queries(
+    paths: list[Path], model: Path | None, crop: Path | None = None, progress: Progress | None = None
+) -> list[Path]:
+    """Query photos cropped to the fluke (file names kept) by ``crop`` or the model's own detector, as
+    `crop_rows` chooses it; the paths themselves when there is no detector."""
+    detector = model_detector(model, crop)
+    if detector is None:
+        return paths
+    return [c.path for c in crop_photos(detector, paths, progress=progress)]
+
+
+def check_crop_target(data: Path, out: Path) -> None:
+    """FlukeidError if a cropped copy of ``data`` would be written at ``out``: inside it, or over it."""
+    if out.resolve() == data.resolve() or data.resolve() in out.resolve().parents:
+        raise FlukeidError(f"{out}: write the crops outside {data}")
+
+
 def crop_catalogue(
     detector: Detector,
     data: Path,
@@ -150,8 +178,10 @@ def crop_catalogue(
     progress: Progress | None = None,
 ) -> pd.DataFrame:
     """Write a cropped copy of a catalogue folder: every photo at the same relative path, the label files
-    copied, and ``crops.csv`` with each photo's box, confidence and fallback. Returns that table."""
+    copied, and ``crops.csv`` with each photo's box, confidence and fallback. Returns that table. ``out`` must lie
+    outside ``data`` (`check_crop_target`)."""
     data, out = Path(data), Path(out)
+    check_crop_target(data, out)
     photos = sorted(p for p in data.rglob("*") if is_image(p))
     crops = crop_photos(detector, photos, settings, progress=progress)
     for crop in crops:

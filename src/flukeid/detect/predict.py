@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from PIL import Image, ImageDraw
 from torch.utils.data import DataLoader, Dataset
@@ -18,7 +19,7 @@ from flukeid.data.transforms import build_transform, to_tensor
 from flukeid.detect.data import BoxRows, Letterbox
 from flukeid.detect.model import Detector
 from flukeid.errors import ImageError
-from flukeid.metrics import BoxScores, Detection, box_scores
+from flukeid.metrics import BoxScores, Detection, box_scores, iou
 from flukeid.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -138,3 +139,24 @@ def draw_boxes(
     out.parent.mkdir(parents=True, exist_ok=True)
     grid.save(out)
     return out
+
+
+@dataclass(frozen=True)
+class EvaluationFiles:
+    table: Path  # per photo: Image, iou (0 where no box was found), confidence
+    grid: Path  # picture grid of predicted (red) vs true (green) boxes
+
+
+def write_evaluation(evaluation: DetectorEvaluation, truths: Mapping[str, np.ndarray], out: Path) -> EvaluationFiles:
+    """Write ``boxes_iou.csv`` and the ``boxes.png`` grid of an evaluation against ``truths`` into folder ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    predictions = evaluation.predictions
+    per_photo = pd.DataFrame(
+        {
+            "Image": [p.path.name for p in predictions],
+            "iou": [iou(p.box, truths[p.path.name][0]) if p.box else 0.0 for p in predictions],
+            "confidence": [p.confidence for p in predictions],
+        }
+    )
+    per_photo.to_csv(out / "boxes_iou.csv", index=False)
+    return EvaluationFiles(out / "boxes_iou.csv", draw_boxes(predictions, truths, out / "boxes.png"))

@@ -1,8 +1,9 @@
-"""Build a gallery from a catalogue's labelled photos with a model.
+"""Build a gallery from a catalogue's labelled photos with a model, and enroll more photos into it.
 
 The gallery is built whole in a temporary sibling folder, marked unfinished until its photos are in, then renamed
 into place: an interrupted build (Ctrl-C, a killed process) leaves the destination as it was, never an empty
-gallery that looks valid. A build replaces an unfinished gallery, and a complete one only when asked to.
+gallery that looks valid. A build replaces an unfinished gallery, and a complete one only when asked to. The
+gallery records the model folder it was built with (`gallery_model` reads it back), so enrolling needs no model.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from flukeid import NEW_WHALE
-from flukeid.embed import embed_paths
+from flukeid.embed import describe_failures, embed_paths
 from flukeid.errors import FlukeidError
 from flukeid.folders import replacing_folder
 from flukeid.gallery.local import store_local_features
@@ -71,7 +72,7 @@ def build_gallery(
                 embedded.vectors,
                 paths=[str(p.resolve()) for p in embedded.paths],
             )
-            (folder / MODEL_LINK).write_text(str(Path(artifact.path).resolve()))
+            _record_model(folder, artifact.path)
             store_local_features(gallery, matchers, progress=progress)
             gallery.finish()
             check_build_target(path, replace)  # what was there may have changed during the build
@@ -94,3 +95,42 @@ def _store_of(path: Path) -> StoreSpec | None:
         return store_of(path)
     except FlukeidError:
         return None
+
+
+def _record_model(gallery: Path, model: Path) -> None:
+    (gallery / MODEL_LINK).write_text(str(Path(model).resolve()))
+
+
+def gallery_model(gallery: Path, model: Path | None = None) -> Path:
+    """The model folder to embed photos for ``gallery`` with: ``model`` when given, else the one its build
+    recorded; FlukeidError when there is neither."""
+    if model is not None:
+        return model
+    link = Path(gallery) / MODEL_LINK
+    if not link.is_file():
+        raise FlukeidError(f"{gallery}: no model recorded for this gallery; pass --model MODEL_DIR")
+    return Path(link.read_text().strip())
+
+
+def enroll_photos(
+    gallery: Gallery, artifact: Artifact, photos: list[Path], individual: str, matchers: Sequence[LocalMatcher] = ()
+) -> int:
+    """Add ``photos`` of one individual to ``gallery`` with their local features for ``matchers``: all of them
+    or, when one cannot be read, none (FlukeidError naming them). Photos are used as they are: crop them first if
+    the model crops (`flukeid.detect.crop.crop_queries`). The gallery must have been built with ``artifact``.
+    Returns how many were added."""
+    gallery.check_model(artifact.model_id)
+    embedded = embed_paths(artifact, photos)
+    if embedded.failed:
+        raise FlukeidError(
+            f"{len(embedded.failed)} photo(s) cannot be read, so none was enrolled "
+            f"({describe_failures(embedded.failed)}); fix or leave them out"
+        )
+    ids = gallery.add(
+        [p.name for p in embedded.paths],
+        [individual] * len(embedded.paths),
+        embedded.vectors,
+        paths=[str(p.resolve()) for p in embedded.paths],
+    )
+    store_local_features(gallery, matchers, list(gallery.photos_by_id(ids).values()))
+    return len(embedded.paths)

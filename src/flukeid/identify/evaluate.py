@@ -12,7 +12,7 @@ from pathlib import Path
 from flukeid.data.splits import Split
 from flukeid.gallery.build import build_gallery
 from flukeid.gallery.local import store_local_features
-from flukeid.identify.identifier import Identifier, load_fusion, load_settings
+from flukeid.identify.identifier import Identifier, Prediction, load_fusion, load_settings
 from flukeid.identify.ranking import Ranking, novelty_scores, rank, tune_threshold
 from flukeid.identify.settings import IdentifySettings
 from flukeid.metrics import OpenSetScores, open_set_scores
@@ -31,6 +31,10 @@ class Evaluation:
     truths: list[str]  # the answer for each row of ``table``
     queries: list[Path]  # the photo of each row of ``table`` (unreadable ones are left out)
     seconds_per_query: float = 0.0  # scoring only: the gallery's embedding and stored features not counted
+
+    def predictions(self) -> list[Prediction]:
+        """Each query's answer, as `flukeid.identify.predict.write_outputs` writes them."""
+        return [Prediction(p.name, p, r) for p, r in zip(self.queries, self.rankings)]
 
 
 def evaluate_table(

@@ -4,6 +4,8 @@ fitted with, so a changed setting asks for a re-tune instead of reusing numbers 
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from flukeid.config import check_value
@@ -36,3 +38,17 @@ class IdentifySettings:
         check_value("photos_per_individual", self.photos_per_individual, self.photos_per_individual >= 1, ">= 1")
         check_value("budget_s", self.budget_s, self.budget_s is None or self.budget_s > 0, "None or > 0")
         check_value("workers", self.workers, self.workers >= 1, "an integer >= 1")
+
+
+def with_choices(
+    settings: IdentifySettings, matchers: Sequence[str] | None = None, shortlist: int | None = None
+) -> IdentifySettings:
+    """``settings`` running the matchers named in ``matchers`` (those it has keep their options, others get their
+    defaults; empty: none) on a ``shortlist`` of individuals; None leaves a setting as it is."""
+    if matchers is not None:
+        current = {m.name: m for m in settings.matchers}
+        chosen = tuple(current.get(n) or MatcherSettings(n) for n in matchers)  # type: ignore[arg-type]
+        settings = dataclasses.replace(settings, matchers=chosen)
+    if shortlist is not None:
+        settings = dataclasses.replace(settings, shortlist=shortlist)
+    return settings

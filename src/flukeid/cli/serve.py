@@ -58,9 +58,3 @@ def serve(
     app = create_app(folder)
     stdout.print(f"flukeid curator on http://{host}:{port}/ (API docs /docs); Ctrl-C stops")
     uvicorn.run(app, host=host, port=port, log_level="info")
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(catalog_app, name="catalog")
-    app.add_typer(users_app, name="users")
-    app.command("serve")(serve)

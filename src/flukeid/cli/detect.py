@@ -1,41 +1,14 @@
-"""CLI commands of the detect stage: `detect train`, `detect eval` and `crop`, and the `--crop` helpers the
-train, gallery and identify commands share."""
+"""CLI commands of the detect stage: `detect train`, `detect eval` and `crop`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import typer
 
-from flukeid.errors import FlukeidError
 from flukeid.progress import progress_bar, stdout
 
 detect_app = typer.Typer(help="Train and evaluate the fluke box detector.")
-
-
-def crop_rows(labels: pd.DataFrame, model: Path | None, crop: Path | None = None) -> pd.DataFrame:
-    """Catalogue rows with ``path`` pointing at crops by ``crop`` or the model's own detector (else unchanged)."""
-    from flukeid.detect.crop import cropped_labels
-    from flukeid.detect.model import model_detector
-
-    detector = model_detector(model, crop)
-    if detector is None:
-        return labels
-    with progress_bar("cropping") as update:
-        return cropped_labels(detector, labels, progress=update)
-
-
-def crop_queries(paths: list[Path], model: Path | None, crop: Path | None = None) -> list[Path]:
-    """Query photos cropped to the fluke (file names kept) by ``crop`` or the model's own detector."""
-    from flukeid.detect.crop import crop_photos
-    from flukeid.detect.model import model_detector
-
-    detector = model_detector(model, crop)
-    if detector is None:
-        return paths
-    with progress_bar("cropping") as update:
-        return [c.path for c in crop_photos(detector, paths, progress=update)]
 
 
 @detect_app.command("train")
@@ -74,27 +47,16 @@ def detect_eval(
     """Mean IoU, AP@0.5 and mAP@[.5:.95] against true boxes, and a grid of predicted (red) vs true (green)."""
     from flukeid.detect.data import box_rows
     from flukeid.detect.model import load_detector
-    from flukeid.detect.predict import draw_boxes, evaluate_detector
-    from flukeid.metrics import iou
+    from flukeid.detect.predict import evaluate_detector, write_evaluation
 
     rows = box_rows(data, boxes)
     with progress_bar("detecting") as update:
         evaluation = evaluate_detector(load_detector(detector), rows, progress=update)
-    truths = rows.truths()
-    out.mkdir(parents=True, exist_ok=True)
-    per_photo = pd.DataFrame(
-        {
-            "Image": [p.path.name for p in evaluation.predictions],
-            "iou": [iou(p.box, truths[p.path.name][0]) if p.box else 0.0 for p in evaluation.predictions],
-            "confidence": [p.confidence for p in evaluation.predictions],
-        }
-    )
-    per_photo.to_csv(out / "boxes_iou.csv", index=False)
-    grid = draw_boxes(evaluation.predictions, truths, out / "boxes.png")
+    files = write_evaluation(evaluation, rows.truths(), out)
     s = evaluation.scores
     stdout.print(
         f"{len(rows)} photos: mean IoU {s.mean_iou:.3f}, AP@0.5 {s.ap50:.3f}, mAP@[.5:.95] {s.map50_95:.3f}\n"
-        f"grid: {grid}; per photo: {out / 'boxes_iou.csv'}"
+        f"grid: {files.grid}; per photo: {files.table}"
     )
 
 
@@ -106,17 +68,11 @@ def crop(
     min_confidence: float = typer.Option(0.5, help="Below this the full frame is kept (and said so in crops.csv)."),
 ) -> None:
     """Write a cropped copy of a catalogue: same file layout and label files, plus crops.csv of boxes."""
-    from flukeid.detect.crop import CropSettings, crop_catalogue
+    from flukeid.detect.crop import CropSettings, check_crop_target, crop_catalogue
     from flukeid.detect.model import load_detector
 
-    if out.resolve() == data.resolve() or data.resolve() in out.resolve().parents:
-        raise FlukeidError(f"{out}: write the crops outside {data}")
+    check_crop_target(data, out)  # before loading the detector
     with progress_bar("cropping") as update:
         table = crop_catalogue(load_detector(detector), data, out, CropSettings(margin, min_confidence), update)
     kept = int((table["fallback"] != "").sum())
     stdout.print(f"{len(table)} photos -> {out} ({kept} kept their full frame); boxes: {out / 'crops.csv'}")
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(detect_app, name="detect")
-    app.command("crop")(crop)
