@@ -124,14 +124,19 @@ def individual_centroids(embeddings: np.ndarray, gallery_ids: Sequence[str]) -> 
     return Centroids(groups.individuals, _unit_rows(sums).astype(np.float32))
 
 
-def hit_scores(columns: np.ndarray, similarity: np.ndarray, individuals: np.ndarray, aggregate: str) -> ScoreTable:
+def hit_scores(
+    columns: np.ndarray, similarity: np.ndarray, individuals: np.ndarray, aggregate: str, names_sorted: bool = True
+) -> ScoreTable:
     """Per-individual scores (Q, P) from each query's hits: the individual's column (Q, k) intp among
-    ``individuals`` (I,) (sorted names; -1 for a hit to leave out: none, or a `new_whale` photo) and the hit's
-    similarity (Q, k). Over the P individuals with a hit for some query (sorted), never a dense row over all I: best
-    ("max") or mean similarity of the individual's hits, -1 where a query has none of its photos among its hits.
-    Vectorised over the batch."""
+    ``individuals`` (I,) (sorted names unless ``names_sorted`` is False; -1 for a hit to leave out: none, or a
+    `new_whale` photo) and the hit's similarity (Q, k). Over the P individuals with a hit for some query (sorted by
+    name), never a dense row over all I: best ("max") or mean similarity of the individual's hits, -1 where a query
+    has none of its photos among its hits. Vectorised over the batch."""
     rows, places = np.nonzero(columns >= 0)
     present, inverse = np.unique(columns[rows, places], return_inverse=True)
+    if not names_sorted:  # sort the P names found, not the I names
+        by_name = np.argsort(individuals[present].astype(str))
+        present, inverse = present[by_name], np.argsort(by_name)[inverse]
     n_queries, n_present = columns.shape[0], len(present)
     cells = rows * n_present + inverse.reshape(-1)
     values = similarity[rows, places]

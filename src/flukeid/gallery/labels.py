@@ -24,15 +24,17 @@ def _column_map(individuals: np.ndarray) -> dict[str, int]:
 @dataclass(frozen=True)
 class Labels:
     """The gallery's photos at one database version, as searched: photo ids (G,) int64 ascending; each photo's
-    column (G,) intp among the individuals, -1 for `new_whale`; the individuals (I,) sorted by name (an object
-    array, never `new_whale`). An individual whose photos were all removed keeps its column: it has no hits, so it
-    never appears in a table."""
+    column (G,) intp among the individuals, -1 for `new_whale`; the individuals (I,) (an object array, never
+    `new_whale`): sorted by name when loaded (`names_sorted`), an enrolment's new individuals appended after them,
+    so that enrolling into a large gallery never renumbers every column. An individual whose photos were all removed
+    keeps its column: it has no hits, so it never appears in a table."""
 
     version: int
     ids: np.ndarray
     columns: np.ndarray
     individuals: np.ndarray
     column_of: dict[str, int]
+    names_sorted: bool = True
 
     @classmethod
     def of(cls, version: int, ids: np.ndarray, names: Sequence[str]) -> Labels:
@@ -45,20 +47,20 @@ class Labels:
     def with_added(self, version: int, ids: np.ndarray, names: Sequence[str]) -> Labels:
         """These labels with photos ids (N,) (above all present) of individuals names (N,) added."""
         new = sorted(set(names) - {NEW_WHALE} - self.column_of.keys())
-        individuals, column_of, columns = self.individuals, self.column_of, self.columns
+        individuals, column_of = self.individuals, self.column_of
         if new:
-            individuals = np.array(sorted([*self.individuals.tolist(), *new]), dtype=object)
-            column_of = _column_map(individuals)
-            moved = np.array([column_of[name] for name in self.individuals.tolist()], dtype=np.intp)
-            columns = np.where(columns >= 0, moved[np.maximum(columns, 0)] if len(moved) else -1, -1)
+            individuals = np.concatenate([individuals, np.array(new, dtype=object)])
+            column_of = {**column_of, **{name: len(self.individuals) + i for i, name in enumerate(new)}}
         added = np.fromiter((column_of.get(name, -1) for name in names), dtype=np.intp, count=len(names))
         ids = np.concatenate([self.ids, np.asarray(ids, dtype=np.int64)])
-        return Labels(version, ids, np.concatenate([columns, added]), individuals, column_of)
+        columns = np.concatenate([self.columns, added])
+        still_sorted = self.names_sorted and (not new or not len(self.individuals) or new[0] > self.individuals[-1])
+        return Labels(version, ids, columns, individuals, column_of, still_sorted)
 
     def with_removed(self, version: int, ids: np.ndarray) -> Labels:
         """These labels without the photos ids (N,)."""
         kept = ~np.isin(self.ids, np.asarray(ids, dtype=np.int64))
-        return Labels(version, self.ids[kept], self.columns[kept], self.individuals, self.column_of)
+        return Labels(version, self.ids[kept], self.columns[kept], self.individuals, self.column_of, self.names_sorted)
 
     def _places(self, photo_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Where each photo id (any shape) sits in `ids` (0 when absent), and whether it is there (same shape)."""
@@ -87,4 +89,5 @@ class Labels:
     def score_table(self, hits: PhotoHits, aggregate: str) -> ScoreTable:
         """Per-individual scores (Q, P) from photo hits (Q, k), over the P individuals (sorted) with a hit for some
         query (`flukeid.scores.hit_scores`); `new_whale` hits are left out."""
-        return hit_scores(self.columns_at(hits.ids), hits.similarity, self.individuals, aggregate)
+        columns = self.columns_at(hits.ids)
+        return hit_scores(columns, hits.similarity, self.individuals, aggregate, self.names_sorted)
