@@ -21,11 +21,3 @@ class SubmissionError(FlukeidError):
 
 class ConfigError(FlukeidError):
     """A config file or value is invalid (unknown key or name, bad type)."""
-
-
-class ServiceError(FlukeidError):
-    """A request the curator service refuses; ``status`` is the HTTP status that says why (404, 409, 413...)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status

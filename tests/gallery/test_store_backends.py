@@ -160,7 +160,8 @@ def test_sparse_scores_equal_a_dense_reference(make: Make, index: str) -> None:
     enrol(gallery, names[:300])
     vectors = unit_vectors(100, seed=5)  # enrolled while open: new names among the old, batch by batch
     for start in range(0, 100, 10):
-        gallery.add([f"q{i}.jpg" for i in range(start, start + 10)], names[300 + start : 310 + start], vectors[start : start + 10])
+        batch = slice(start, start + 10)
+        gallery.add([f"q{i}.jpg" for i in range(start, start + 10)], names[300:][batch], vectors[batch])
     by_id = {p.id: p.individual for p in gallery.photos()}
     individuals = gallery.individuals()
     queries = unit_vectors(25, seed=4)
