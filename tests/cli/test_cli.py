@@ -50,7 +50,7 @@ def test_errors_are_one_red_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["check", str(tmp_path / "nowhere")]) == 1
     assert "fatal" in capsys.readouterr().out
     assert main(["split", str(tmp_path), str(tmp_path / "o"), "--kind", "weird"]) == 1
-    assert "--kind 'weird' is not one of closed, open, disjoint, whale" in capsys.readouterr().err
+    assert "--kind: unknown 'weird'; valid: closed, open, disjoint, whale" in capsys.readouterr().err
     assert main(["synth", str(tmp_path / "s"), "--photos", "a-b"]) == 2
     assert main(["synth", str(tmp_path / "s"), "--individuals", "1"]) == 1
 

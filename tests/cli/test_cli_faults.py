@@ -113,7 +113,7 @@ CASES: list[tuple[list[str], int, str]] = [
     (["stats", "{cat}", "--plot", "{dir}"], 2, "is a folder: give a file name like"),
     (["split", "{cat}", "{dir}/o", "--query-share", "2"], 2, "a share in [0, 1) is needed, found 2.0"),
     (["split", "{cat}", "{dir}/o", "--unknown-share", "-1"], 2, "a share in [0, 1) is needed, found -1.0"),
-    (["split", "{cat}", "{dir}/o", "--kind", "weird"], 1, "--kind 'weird' is not one of"),
+    (["split", "{cat}", "{dir}/o", "--kind", "weird"], 1, "--kind: unknown 'weird'"),
     (["split", "{cat}", "{binary}"], 1, "Not a directory"),
     (["distill", "{missing}", "{cat}"], 1, "missing: not a flukeid model directory"),
     (["distill", "{dir}", "{cat}", "--temperature", "0"], 2, "must be > 0, found 0.0"),

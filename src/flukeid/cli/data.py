@@ -102,14 +102,13 @@ def split(
     unknown_share: float = typer.Option(0.25, help="open/whale/disjoint: share of individuals held out."),
 ) -> None:
     """Split a catalogue into train/test (+ private answers.csv) reproducibly."""
+    from flukeid.config import check_choice
     from flukeid.data.check import check_catalogue
     from flukeid.data.splits import SplitKind, split_catalogue
 
     check_share(query_share, "--query-share")
     check_share(unknown_share, "--unknown-share")
-    valid = [k.value for k in SplitKind]
-    if kind not in valid:
-        raise FlukeidError(f"--kind {kind!r} is not one of {', '.join(valid)}")
+    check_choice("--kind", kind, [k.value for k in SplitKind])
     with progress_bar("checking images") as update:
         report = check_catalogue(data, progress=update)
     result = split_catalogue(report, out, kind, seed, query_share, unknown_share)
