@@ -21,9 +21,18 @@ LAYERS: list[set[str]] = [
     {"identify"},  # the pipeline: shortlist, local matching, calibrated fusion, ranking, evaluation, tuning
     {"train", "report", "embed_ray"},  # metric learning (validated by identify), reports, Ray batch jobs
     {"serve", "demo"},  # the curator service; the demo
-    {"cli", "__main__"},  # the command line: parse, call one library function, print
+    {"cli", "__main__", "api"},  # the command line: parse, call one library function, print; the Python API
 ]
-"""Bottom to top. A part may import parts of its own layer or below; not two parts importing each other."""
+"""Bottom to top. A part may import parts of its own layer or below; not two parts importing each other.
+
+The package root is two things: constants every part imports (``flukeid``, the core), and the public API that
+re-exports objects of the upper parts, loaded lazily (``api``, the top). So the root's own imports count as the
+API's; they must be lazy (in functions or under TYPE_CHECKING: `test_the_package_root_imports_lazily`), else
+``import flukeid`` by any part would load the parts above it. A part importing an API name from the root imports
+the part that defines it."""
+
+API = "api"
+"""The part that the package root's own imports belong to (see LAYERS)."""
 
 
 def part_of(module: str) -> str:
@@ -38,11 +47,12 @@ def imports() -> dict[tuple[str, str], list[str]]:
     for file in sorted(ROOT.rglob("*.py")):
         module = ".".join(("flukeid", *file.relative_to(ROOT).with_suffix("").parts))
         source = part_of(module.removesuffix(".__init__"))
+        source = API if source == "flukeid" else source
         for node in ast.walk(ast.parse(file.read_text(), str(file))):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "flukeid":
                 targets = [node.module]
-                if node.module == "flukeid":  # `from flukeid import gallery` names a part
-                    targets = [f"flukeid.{a.name}" for a in node.names]
+                if node.module == "flukeid":  # `from flukeid import gallery` names a part, or an API name its module
+                    targets = [flukeid._EXPORTS.get(a.name, f"flukeid.{a.name}") for a in node.names]
             elif isinstance(node, ast.Import):
                 targets = [a.name for a in node.names if a.name.split(".")[0] == "flukeid"]
             else:
@@ -89,6 +99,27 @@ def test_parts_import_no_cycle() -> None:
         cycle = exc.args[1]
         where = [f"{a} -> {b}: {', '.join(imports()[(b, a)])}" for a, b in itertools.pairwise(cycle)]
         raise AssertionError("parts of flukeid import each other in a cycle:\n" + "\n".join(where)) from exc
+
+
+def test_the_package_root_imports_lazily() -> None:
+    """Module-level imports of other parts in flukeid/__init__.py would run whenever any part imports flukeid."""
+    tree = ast.parse((ROOT / "__init__.py").read_text())
+    eager = [
+        f"__init__.py:{node.lineno}"
+        for node in tree.body
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        and any(
+            name.split(".")[0] == "flukeid"
+            for name in [getattr(node, "module", None) or ""] + [a.name for a in node.names]
+        )
+    ]
+    assert not eager, f"the package root imports parts of flukeid eagerly: {eager}"
+
+
+def test_api_names_count_as_imports_of_the_parts_that_define_them() -> None:
+    found = imports()
+    assert (API, "identify") in found and ("identify", API) not in found
+    assert all(source != "flukeid" for source, _ in found)  # the root's own imports are the API's
 
 
 def test_the_scan_finds_imports_from_functions_too() -> None:

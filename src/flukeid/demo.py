@@ -32,6 +32,7 @@ from flukeid.models.artifact import ModelConfig, load_model
 from flukeid.progress import progress_bar, stdout
 from flukeid.report.html import write_report
 from flukeid.report.plots import plot_photos_per_id
+from flukeid.report.summary import ReportCatalogue
 from flukeid.synth import SynthConfig, generate
 from flukeid.train.config import OptimConfig, TrainConfig
 from flukeid.train.engine import train
@@ -152,9 +153,13 @@ def run_demo(work: Path, seed: int = 0, quick: bool = False) -> DemoResult:
         identifier = Identifier.load(artifact, gallery)  # crops the queries with the model's detector
         predictions = identifier.identify([data / "test" / i for i in answers.ids], progress=update)
     outputs = write_outputs(predictions, work / "results")
-    best = {p.individual: Path(p.path) for p in reversed(gallery.photos()) if p.path}
     report = write_report(
-        predictions, best, work / "results" / "report.html", truths=answers.ids, title="flukeid demo: synthetic flukes"
+        predictions,
+        ReportCatalogue.of_gallery(gallery),
+        work / "results" / "report.html",
+        truths=answers.ids,
+        title="flukeid demo: synthetic flukes",
+        threshold=identifier.threshold,
     )
     baseline = work / "results" / "baseline_submission.csv"
     write_submission(baseline, baseline_predictions(labels, list(answers.ids)))

@@ -67,6 +67,9 @@ def test_the_command_line_evaluate_and_the_service_answer_the_same_top5(tuned: d
     test = pd.DataFrame({"Image": [q.name for q in queries], "Id": "x", "Individual": "x", "path": queries})
     evaluation = evaluate_split(load_model(tuned["model"]), Split(SplitKind.OPEN, 0, labels, test))
     evaluated = {q.name: r.ids for q, r in zip(evaluation.queries, evaluation.rankings)}
+    lines = pd.read_json(out / "predictions.jsonl", lines=True).set_index("image")
+    for prediction in evaluation.predictions():  # the same calibrated probabilities too
+        assert prediction.probabilities == pytest.approx(lines.loc[prediction.image, "probabilities"], abs=1e-5)
 
     shutil.copytree(tuned["gallery"], tmp_path / "gallery")
     settings = init_catalog(tmp_path / "catalog", tuned["model"], tmp_path / "gallery")
@@ -84,6 +87,16 @@ def test_the_command_line_evaluate_and_the_service_answer_the_same_top5(tuned: d
             *ids[answer["new_individual"]["rank"] :],
         ][:5]
     assert command_line == evaluated == served
+
+
+def test_every_answer_comes_with_its_calibrated_probability(tuned: dict[str, Path]) -> None:
+    queries = sorted((tuned["cat"] / "test").iterdir())[:4]
+    for p in Identifier.load(tuned["model"], Gallery.open(tuned["gallery"])).identify(queries):
+        assert p.probability is not None and p.probabilities is not None
+        assert len(p.probabilities) == len(p.ranking.ids) and all(0 <= v <= 1 for v in p.probabilities)
+        for name, score, probability in zip(p.ranking.ids, p.ranking.scores, p.probabilities):
+            expected = 1 - p.probability if name == NEW_WHALE else score  # a fused score is P(same) already
+            assert probability == pytest.approx(expected, abs=1e-6)
 
 
 def test_a_second_identify_run_extracts_no_gallery_features(tuned: dict[str, Path]) -> None:

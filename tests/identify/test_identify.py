@@ -118,6 +118,14 @@ def test_identify_cli_writes_a_submission_that_scores(world: dict[str, Path], tm
     assert (out / "report.html").read_text().count("<img") > len(lines)
 
 
+def test_evaluate_cli_writes_a_report_with_map5_and_plots(world: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(world["model"]), str(world["cat"]), "--split", "open", "--out", str(out)]) == 0
+    page = (out / "report.html").read_text()
+    assert "MAP@5 over" in page and "individuals" in page and page.count("data:image/png;base64,") >= 2
+    assert (out / "new_individual_pr.png").is_file() and (out / "submission.csv").is_file()
+
+
 def test_unreadable_photos_are_reported_not_fatal(world: dict[str, Path], tmp_path: Path) -> None:
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8 not really a jpeg")

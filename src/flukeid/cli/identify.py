@@ -81,6 +81,7 @@ def identify_command(
     from flukeid.identify.identifier import Identifier
     from flukeid.identify.predict import write_outputs
     from flukeid.report.html import write_report
+    from flukeid.report.summary import ReportCatalogue
 
     if threshold is not None and math.isnan(threshold):
         raise typer.BadParameter("a number is needed, found nan", param_hint="--threshold")
@@ -101,8 +102,8 @@ def identify_command(
             predictions = identifier.identify_embedded(paths, embedded, threshold=threshold, progress=update)
     written = write_outputs(predictions, out)
     if report:
-        best = {p.individual: Path(p.path) for p in reversed(g.photos()) if p.path}
-        written["report"] = write_report(predictions, best, out / "report.html")
+        cut = identifier.threshold if threshold is None else threshold
+        written["report"] = write_report(predictions, ReportCatalogue.of_gallery(g), out / "report.html", threshold=cut)
     failed = sum(p.error is not None for p in predictions)
     stdout.print(
         f"{len(predictions)} photos identified ({failed} unreadable); "
@@ -115,7 +116,7 @@ def evaluate_command(
     data: Path = typer.Argument(..., help="Labelled catalogue folder."),
     split: str = typer.Option("whale", help="closed, open or whale."),
     seed: int = typer.Option(0, help="Split seed."),
-    out: Path = typer.Option(Path("evaluate-out"), help="Folder for submission, report and PR curve."),
+    out: Path = typer.Option(Path("evaluate-out"), help="Folder for submission, report.html and PR curve."),
     crop: Path | None = typer.Option(None, help="Detector folder to crop photos with (default: the model's own)."),
 ) -> None:
     """Split -> gallery -> identify (the model's pipeline) -> score: MAP@5, top-1/5, BAKS, BAUS, new-individual
@@ -124,20 +125,31 @@ def evaluate_command(
     from flukeid.identify.evaluate import evaluate_split
     from flukeid.identify.predict import write_outputs
     from flukeid.models.artifact import load_model
+    from flukeid.report.html import write_report
     from flukeid.report.plots import plot_novelty_pr
+    from flukeid.report.summary import ReportCatalogue
 
     parts = make_split(cropped_rows(checked_labels(data), model, crop), split, seed=seed)
     with progress_bar("identifying") as update:
         evaluation = evaluate_split(load_model(model), parts, progress=update)
     paths = evaluation.queries
-    write_outputs(evaluation.predictions(), out)
-    curve = plot_novelty_pr(evaluation.table, evaluation.truths, out / "new_individual_pr.png")
+    predictions = evaluation.predictions()
+    write_outputs(predictions, out)
+    curve = plot_novelty_pr(evaluation.table, evaluation.truths, out / "new_individual_pr.png", evaluation.threshold)
+    report = write_report(
+        predictions,
+        ReportCatalogue.of_labels(parts.train),
+        out / "report.html",
+        truths={p.image: t for p, t in zip(predictions, evaluation.truths)},
+        title=f"flukeid evaluation: {model.name} on {data.name} ({split} split, seed {seed})",
+        threshold=evaluation.threshold,
+    )
     s = evaluation.scores
     stdout.print(
         f"{split} split seed {seed}: {len(paths)} queries\nMAP@5 {s.map5:.4f}  top-1 {s.top1:.4f}  "
         f"top-5 {s.top5:.4f}  BAKS {s.baks:.4f}  BAUS {s.baus:.4f}  new-individual AUC {s.auc:.4f}\n"
         f"threshold {evaluation.threshold}; oracle-threshold MAP@5 {evaluation.oracle_map5:.4f}; "
-        f"{evaluation.seconds_per_query:.2f} s per query\noutputs in {out} (PR curve: {curve})"
+        f"{evaluation.seconds_per_query:.2f} s per query\noutputs in {out} (report: {report}; PR curve: {curve})"
     )
 
 

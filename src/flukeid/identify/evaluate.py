@@ -31,10 +31,22 @@ class Evaluation:
     truths: list[str]  # the answer for each row of ``table``
     queries: list[Path]  # the photo of each row of ``table`` (unreadable ones are left out)
     seconds_per_query: float = 0.0  # scoring only: the gallery's embedding and stored features not counted
+    best_probabilities: list[float] | None = None  # calibrated P(the best individual is right) of each query
+    answer_probabilities: list[list[float]] | None = None  # P(each answer is right), as `Prediction.probabilities`
 
     def predictions(self) -> list[Prediction]:
         """Each query's answer, as `flukeid.identify.predict.write_outputs` writes them."""
-        return [Prediction(p.name, p, r) for p, r in zip(self.queries, self.rankings)]
+        best, answers = self.best_probabilities, self.answer_probabilities
+        return [
+            Prediction(
+                p.name,
+                p,
+                r,
+                None if best is None else best[i],
+                probabilities=None if answers is None else answers[i],
+            )
+            for i, (p, r) in enumerate(zip(self.queries, self.rankings))
+        ]
 
 
 def evaluate_table(
@@ -69,4 +81,10 @@ def evaluate_split(
     evaluation = evaluate_table(
         scored.table, list(kept["Id"]), list(kept["Individual"]), identifier.threshold, scored.paths
     )
-    return dataclasses.replace(evaluation, seconds_per_query=seconds)
+    best = identifier.probabilities(scored.table)
+    return dataclasses.replace(
+        evaluation,
+        seconds_per_query=seconds,
+        best_probabilities=None if best is None else [float(b) for b in best],
+        answer_probabilities=identifier.answer_probabilities(scored.table, evaluation.rankings),
+    )

@@ -44,13 +44,15 @@ SEARCH_K = 200
 @dataclass(frozen=True)
 class Prediction:
     """One query's answer. ``probability``: calibrated P(the best individual is right); ``error``: why a photo
-    could not be read (then ``ranking`` is just new_whale)."""
+    could not be read (then ``ranking`` is just new_whale); ``probabilities``: calibrated P(each answer of the
+    ranking is right), as its ids (see `Identifier.answer_probabilities`); None where the model has no calibration."""
 
     image: str
     path: Path
     ranking: Ranking
     probability: float | None = None
     error: str | None = None
+    probabilities: list[float] | None = None
 
 
 @dataclass(frozen=True)
@@ -258,6 +260,32 @@ class Identifier:
             return self.fusion.match(match_features(table))
         return self.calibration.match(match_features(table)) if self.calibration else None
 
+    def same_probabilities(self, scores: np.ndarray) -> np.ndarray | None:
+        """Calibrated P(same individual) of per-individual scores (any shape): fused scores are that already; the
+        cosine scores of a model not tuned yet go through its own calibration; None when it has none."""
+        values = np.asarray(scores, dtype=np.float64)
+        if self.fusion is not None:
+            return np.clip(values, 0.0, 1.0)
+        if self.calibration is None:
+            return None
+        return self.calibration.same(values.reshape(-1, 1)).reshape(values.shape)
+
+    def answer_probabilities(self, table: ScoreTable, rankings: Sequence[Ranking]) -> list[list[float]] | None:
+        """P(each answer is right), one list per ranking (a row of ``table``), as its ids: an individual's
+        calibrated P(same individual), new_whale's 1 - P(the best individual is right). None when the model has
+        no calibration (a model neither trained nor tuned)."""
+        flat = [(n, s) for r in rankings for n, s in zip(r.ids, r.scores)]
+        same = self.same_probabilities(np.array([0.0 if n == NEW_WHALE else s for n, s in flat], dtype=np.float64))
+        if same is None:
+            return None
+        best = self.probabilities(table)
+        answers, start = [], 0
+        for q, ranking in enumerate(rankings):
+            new = 1.0 - float(best[q]) if best is not None else 1.0
+            answers.append([new if n == NEW_WHALE else float(same[start + i]) for i, n in enumerate(ranking.ids)])
+            start += len(ranking.ids)
+        return answers
+
     def identify(
         self, paths: Sequence[Path], k: int = 5, threshold: float | None = None, progress: Progress | None = None
     ) -> list[Prediction]:
@@ -279,8 +307,15 @@ class Identifier:
         cut = self.threshold if threshold is None else threshold
         rankings = rank(scored.table, k=k, threshold=cut)
         probabilities = self.probabilities(scored.table)
+        answers = self.answer_probabilities(scored.table, rankings)
         found = {
-            p: Prediction(p.name, p, r, None if probabilities is None else float(probabilities[i]))
+            p: Prediction(
+                p.name,
+                p,
+                r,
+                None if probabilities is None else float(probabilities[i]),
+                probabilities=None if answers is None else answers[i],
+            )
             for i, (p, r) in enumerate(zip(scored.paths, rankings))
         }
         failed = Ranking([NEW_WHALE], [float("nan")])

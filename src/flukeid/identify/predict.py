@@ -24,6 +24,7 @@ def write_outputs(predictions: Sequence[Prediction], out: Path) -> dict[str, Pat
                 "ids": p.ranking.ids,
                 "scores": [None if np.isnan(s) else round(float(s), 5) for s in p.ranking.scores],
                 "probability": p.probability,
+                "probabilities": None if p.probabilities is None else [round(v, 5) for v in p.probabilities],
                 "error": p.error,
             }
             handle.write(json.dumps(record) + "\n")
