@@ -80,6 +80,11 @@ def test_parquet_tables_hold_lists_and_numbers(tmp_path: Path) -> None:
     assert list(cat.labels["line"]) == [0, 1, 2]  # Parquet rows are named by their index
     assert list(cat.labels["box"]) == [(1.0, 2.0, 11.0, 12.0), None, (0.0, 0.0, 5.0, 5.0)]
     assert not check_catalogue(table).problems
+    frame = pd.DataFrame(rows).astype({"identity": "Int64"})
+    frame.loc[1, "identity"] = pd.NA
+    frame.to_parquet(table)
+    assert list(load_catalogue(table).labels["Id"]) == ["7", "", "8"]
+    assert "metadata.parquet:1: empty Id for x/2.jpg" in problems(check_catalogue(table), Severity.ERROR)
 
 
 def test_bad_rows_name_file_and_line_and_good_rows_stay(tmp_path: Path) -> None:

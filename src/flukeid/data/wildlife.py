@@ -45,9 +45,14 @@ def _read_frame(table: Path) -> pd.DataFrame:
         raise CatalogueError(f"{table}: not a readable CSV ({exc})") from exc
 
 
+def _missing(value: Any) -> bool:
+    """None, NaN, NaT or pd.NA (not a list: a bbox cell may be one)."""
+    return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
+
+
 def _text(value: Any) -> str:
-    """A cell as text: missing (None, NaN, NaT) as ''; 3.0 (an int column with gaps, in Parquet) as '3'."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
+    """A cell as text: missing (None, NaN, NaT, NA) as ''; 3.0 (an int column with gaps, in Parquet) as '3'."""
+    if _missing(value):
         return ""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
@@ -64,7 +69,7 @@ def parse_bbox(value: Any) -> Box | None:
             value = json.loads(value)
         except json.JSONDecodeError:
             raise ValueError(f"bbox {value!r} is not a list [x, y, w, h]") from None
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if _missing(value):
         return None
     if not isinstance(value, (list, tuple, np.ndarray)) or len(value) != 4:
         raise ValueError(f"bbox {value!r} is not a list of 4 numbers [x, y, w, h]")
