@@ -36,6 +36,7 @@ COMMANDS = {
     "check": data.check,
     "stats": data.stats,
     "split": data.split,
+    "convert": data.convert,
     "score": data.score,
     "train": train.train_command,
     "distill": train.distill_command,

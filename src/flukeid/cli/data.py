@@ -1,4 +1,4 @@
-"""CLI commands of the data stage: synth, check, stats, split, score."""
+"""CLI commands of the data stage: synth, check, stats, split, convert, score."""
 
 from __future__ import annotations
 
@@ -9,8 +9,12 @@ from rich.table import Table
 
 from flukeid.cli.common import check_share, parse_range
 from flukeid.data.images import DEFAULT_MAX_PIXELS
+from flukeid.data.wildlife import UNKNOWN_NAME
 from flukeid.errors import FlukeidError
 from flukeid.progress import progress_bar, stdout
+
+CATALOGUE_HELP = "Catalogue folder, or a wildlife-datasets metadata table (.csv or .parquet)."
+UNKNOWN_HELP = "Identity that marks unknown animals in a wildlife-datasets table, read as new_whale ('' for none)."
 
 
 def synth(
@@ -38,16 +42,17 @@ def synth(
 
 
 def check(
-    data: Path = typer.Argument(..., help="Catalogue folder."),
+    data: Path = typer.Argument(..., help=CATALOGUE_HELP),
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, min=1, help="Refuse images with more pixels than this."),
     show: int = typer.Option(50, min=0, help="Print at most this many problems (0: all)."),
+    unknown: str = typer.Option(UNKNOWN_NAME, help=UNKNOWN_HELP),
 ) -> None:
     """Validate a catalogue: every problem with its file and row. Exit code 1 only for fatal problems."""
     from flukeid.data.check import check_catalogue
     from flukeid.data.problems import Severity
 
     with progress_bar("checking images") as update:
-        report = check_catalogue(data, max_pixels=max_pixels, progress=update)
+        report = check_catalogue(data, max_pixels=max_pixels, progress=update, unknown=unknown)
     colours = {Severity.WARNING: "yellow", Severity.ERROR: "red", Severity.FATAL: "bold red"}
     shown = report.problems if show == 0 else report.problems[:show]
     for problem in shown:
@@ -66,8 +71,9 @@ def check(
 
 
 def stats(
-    data: Path = typer.Argument(..., help="Catalogue folder."),
+    data: Path = typer.Argument(..., help=CATALOGUE_HELP),
     plot: Path = typer.Option(Path("stats.png"), help="Where to write the photos-per-individual plot."),
+    unknown: str = typer.Option(UNKNOWN_NAME, help=UNKNOWN_HELP),
 ) -> None:
     """Count images, individuals, singletons and new_whale photos; plot photos per individual."""
     from flukeid.data.catalogue import load_catalogue
@@ -76,7 +82,7 @@ def stats(
 
     if plot.is_dir():
         raise typer.BadParameter(f"{plot} is a folder: give a file name like {plot / 'stats.png'}", param_hint="--plot")
-    result = labelled_stats(load_catalogue(data))
+    result = labelled_stats(load_catalogue(data, unknown))
     table = Table(title=f"{data}", show_header=False)
     for name, value in [
         ("labelled images", result.images),
@@ -115,6 +121,33 @@ def split(
     stdout.print(
         f"{kind} split (seed {seed}): {len(result.train)} catalogue photos, {len(result.test)} queries "
         f"({result.new_whale_share:.0%} new_whale) -> {out}; answers in {out / 'answers.csv'}"
+    )
+
+
+def convert(
+    data: Path = typer.Argument(..., help=CATALOGUE_HELP),
+    out: Path = typer.Argument(..., help="New (or empty) folder to write."),
+    to: str = typer.Option(..., "--to", help="Layout to write: kaggle (train.csv, train/, boxes.csv) or wildlife."),
+    unknown: str = typer.Option(
+        UNKNOWN_NAME, help=UNKNOWN_HELP + " A written table names them 'unknown', as wildlife-datasets does."
+    ),
+) -> None:
+    """Write a catalogue in another layout: Kaggle or a wildlife-datasets table (metadata.csv), with its boxes."""
+    from flukeid.data.check import check_catalogue
+    from flukeid.data.convert import Target, check_convert_target, convert_catalogue
+
+    valid = [t.value for t in Target]
+    if to not in valid:
+        raise FlukeidError(f"--to {to!r} is not one of {', '.join(valid)}")
+    check_convert_target(out)  # before checking every photo
+    with progress_bar("checking images") as update:
+        report = check_catalogue(data, progress=update, unknown=unknown)
+    with progress_bar("copying photos") as update:
+        result = convert_catalogue(report, out, to, unknown, update)
+    stdout.print(
+        f"{result.photos} photos of {result.individuals} individuals ({result.new_whale} new_whale, "
+        f"{result.boxes} with a box) -> {out} ({result.target.value} layout)"
+        + (f"; {result.skipped} unusable row(s) left behind (see flukeid check)" if result.skipped else "")
     )
 
 

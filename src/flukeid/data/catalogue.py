@@ -1,10 +1,15 @@
-"""Load a photo-ID catalogue from one of three layouts into one shape.
+"""Load a photo-ID catalogue from one of four layouts into one shape.
 
 Layouts:
 - ``kaggle``: ``train.csv`` (Image,Id) + ``train/``; optional ``test/``, ``sample_submission.csv`` and a
   boxes file (``boxes.csv`` or ``boxes.txt``/``bounding_boxes.txt``...).
 - ``csv``: ``labels.csv`` (Image,Id) + ``images/``.
+- ``wildlife``: a wildlife-datasets metadata table (``identity``, ``path``, optional ``bbox``, ``date``...), the
+  ``.csv``/``.parquet`` file itself or a folder holding ``metadata.csv`` or ``metadata.parquet``
+  (`flukeid.data.wildlife`).
 - ``folders``: one sub-folder per individual holding its photos.
+
+A folder is read as the first of these it holds: ``train.csv``, ``labels.csv``, a metadata table, sub-folders.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from pathlib import Path, PurePath, PureWindowsPath
 import pandas as pd
 
 from flukeid import NEW_WHALE
+from flukeid.data.wildlife import TABLE_SUFFIXES, UNKNOWN_NAME, find_table, read_wildlife_table
 from flukeid.errors import CatalogueError, FlukeidError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
@@ -27,6 +33,7 @@ LABEL_COLUMNS = ("Image", "Id")
 class Layout(StrEnum):
     KAGGLE = "kaggle"
     CSV = "csv"
+    WILDLIFE = "wildlife"
     FOLDERS = "folders"
 
 
@@ -34,7 +41,9 @@ class Layout(StrEnum):
 class Catalogue:
     """Labelled photos (``labels``: Image, Id, line, path) and unlabelled test photos (``test``: Image, path).
 
-    ``line`` is the row's line number in ``labels_file`` (None for the folder layout).
+    ``line`` is the row's line number in ``labels_file`` (None for the folder layout; the row's index for a Parquet
+    table). The wildlife layout's labels also hold image_id, date, box (x0, y0, x1, y1 or None) and box_problem;
+    a Kaggle or CSV label file's optional ``date`` column is kept as ``date``.
     """
 
     root: Path
@@ -102,7 +111,8 @@ def read_labels(csv_path: Path, image_dir: Path) -> pd.DataFrame:
         raise CatalogueError(
             f"{csv_path}: missing column(s) {', '.join(missing)}; expected Image,Id, found {','.join(frame.columns)}"
         )
-    frame = frame[list(LABEL_COLUMNS)].apply(lambda col: col.str.strip())
+    kept = [*LABEL_COLUMNS, *(["date"] if "date" in frame.columns else [])]
+    frame = frame[kept].apply(lambda col: col.str.strip())
     frame["line"] = frame.index + 2  # header is line 1
     frame["path"] = [image_dir / name for name in frame["Image"]]
     return frame.reset_index(drop=True)
@@ -135,9 +145,21 @@ def _load_folders(root: Path) -> Catalogue:
     return Catalogue(root, Layout.FOLDERS, labels, list_images(root / "test"), boxes_file=_find_boxes(root))
 
 
-def load_catalogue(root: Path) -> Catalogue:
-    """Detect the layout of ``root`` and load it. Row-level problems are left to ``check_catalogue``."""
+def _load_wildlife(table: Path, unknown: str) -> Catalogue:
+    labels = read_wildlife_table(table, unknown)
+    no_test = pd.DataFrame({"Image": pd.Series(dtype=str), "path": pd.Series(dtype=object)})
+    return Catalogue(table.parent, Layout.WILDLIFE, labels, no_test, table)
+
+
+def load_catalogue(root: Path, unknown: str = UNKNOWN_NAME) -> Catalogue:
+    """Detect the layout of ``root`` (a folder, or a wildlife-datasets table file) and load it. ``unknown`` is the
+    identity a wildlife table gives unknown animals (read as ``new_whale``; '' for none). Row-level problems are
+    left to ``check_catalogue``."""
     root = Path(root)
+    if root.is_file() and root.suffix.lower() in TABLE_SUFFIXES:
+        return _load_wildlife(root, unknown)
+    if root.is_file():
+        raise CatalogueError(f"{root}: not a catalogue folder nor a wildlife-datasets table (.csv, .parquet)")
     if not root.is_dir():
         raise CatalogueError(f"{root}: catalogue folder not found")
     test = list_images(root / "test")
@@ -149,4 +171,6 @@ def load_catalogue(root: Path) -> Catalogue:
     if (root / "labels.csv").is_file():
         labels = read_labels(root / "labels.csv", root / "images")
         return Catalogue(root, Layout.CSV, labels, test, root / "labels.csv", _find_boxes(root), sample_submission)
+    if (table := find_table(root)) is not None:
+        return _load_wildlife(table, unknown)
     return _load_folders(root)

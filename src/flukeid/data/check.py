@@ -12,10 +12,11 @@ import numpy as np
 import pandas as pd
 
 from flukeid.data.boxes import box_problem, read_boxes
-from flukeid.data.catalogue import Catalogue, list_images, load_catalogue, outside_catalogue
+from flukeid.data.catalogue import Catalogue, Layout, list_images, load_catalogue, outside_catalogue
 from flukeid.data.ids import id_problem
 from flukeid.data.images import DEFAULT_MAX_PIXELS, ImageInfo, inspect_image
 from flukeid.data.problems import Problem, Severity
+from flukeid.data.wildlife import UNKNOWN_NAME, format_bbox
 from flukeid.errors import CatalogueError, FlukeidError, ImageError
 from flukeid.progress import Progress
 
@@ -95,6 +96,8 @@ def _row_problems(cat: Catalogue, report: CheckReport) -> None:
             skip(f"{row['Image']}: {why}; skipped")
         elif (why := outside_catalogue(cat.root, row["Image"], row["path"])) is not None:
             skip(f"{why}; skipped")
+        elif why := row.get("box_problem", ""):
+            skip(f"{row['Image']}: {why}; skipped")
         elif row["Image"] in first_seen:
             _, first_id, first_line = first_seen[row["Image"]]
             same = first_id == row["Id"]
@@ -198,8 +201,24 @@ def _box_problems(cat: Catalogue, report: CheckReport) -> None:
             report.problems.append(Problem(Severity.ERROR, cat.boxes_file.name, f"{image}: {why}"))
 
 
+def _given_box_problems(cat: Catalogue, report: CheckReport) -> None:
+    """A wildlife table's boxes that do not fit their decoded photo: the row is skipped (the box says which animal
+    the row is about)."""
+    if "box" not in cat.labels.columns:
+        return
+    name = cat.labels_file.name if cat.labels_file else cat.root.name
+    for idx, row in cat.labels.iterrows():
+        info = report.infos.get(row["path"])
+        if not isinstance(row["box"], tuple) or info is None or idx in report.skipped_rows:
+            continue
+        if box_problem(row["box"], info.width, info.height) is not None:
+            why = f"bbox {format_bbox(row['box'])} lies outside the {info.width}x{info.height} image"
+            report.problems.append(Problem(Severity.ERROR, name, f"{row['Image']}: {why}; skipped", row["line"]))
+            report.skipped_rows.add(idx)
+
+
 def _unlisted_images(cat: Catalogue) -> list[Problem]:
-    if cat.labels_file is None:
+    if cat.labels_file is None or cat.layout is Layout.WILDLIFE:  # a table's photos may lie in any sub-folder
         return []
     folder = cat.labels["path"].iloc[0].parent if len(cat.labels) else cat.root / "train"
     listed = set(cat.labels["Image"])
@@ -216,10 +235,13 @@ def _unlisted_images(cat: Catalogue) -> list[Problem]:
     ]
 
 
-def check_catalogue(root: Path, max_pixels: int = DEFAULT_MAX_PIXELS, progress: Progress | None = None) -> CheckReport:
-    """Load and validate the catalogue at ``root``. Never raises for bad data: problems go in the report."""
+def check_catalogue(
+    root: Path, max_pixels: int = DEFAULT_MAX_PIXELS, progress: Progress | None = None, unknown: str = UNKNOWN_NAME
+) -> CheckReport:
+    """Load and validate the catalogue at ``root`` (``unknown``: as `load_catalogue` takes it). Never raises for bad
+    data: problems go in the report."""
     try:
-        cat = load_catalogue(root)
+        cat = load_catalogue(root, unknown)
     except CatalogueError as exc:
         return CheckReport(None, [Problem(Severity.FATAL, str(root), str(exc))])
     report = CheckReport(cat)
@@ -236,6 +258,7 @@ def check_catalogue(root: Path, max_pixels: int = DEFAULT_MAX_PIXELS, progress: 
     file_of = cat.labels_file.name if cat.labels_file else cat.root.name
     report.problems += _image_problems(rows, file_of, results) + _image_problems(test_rows, "test", results)
     report.problems += _unlisted_images(cat)
+    _given_box_problems(cat, report)
     _duplicate_problems(cat, report)
     _box_problems(cat, report)
     if report.usable_labels().empty:

@@ -175,8 +175,12 @@ def split_catalogue(
     unknown_share: float = 0.25,
 ) -> Split:
     """Split a checked catalogue's usable labelled rows (FlukeidError if it has none) and write the Kaggle-layout
-    pair to ``out`` (`write_split`), with the catalogue's boxes if it has a boxes file."""
-    split = make_split(report.require_usable(), kind, seed, query_share, unknown_share)
+    pair to ``out`` (`write_split`), with the catalogue's boxes: its boxes file's, or a wildlife table's bboxes."""
+    labels = report.require_usable()
+    split = make_split(labels, kind, seed, query_share, unknown_share)
     boxes_file = report.catalogue.boxes_file if report.catalogue else None
-    write_split(split, out, boxes=read_boxes(boxes_file).boxes if boxes_file else None)
+    boxes = read_boxes(boxes_file).boxes if boxes_file else None
+    if "box" in labels.columns:
+        boxes = {image: box for image, box in zip(labels["Image"], labels["box"]) if isinstance(box, tuple)}
+    write_split(split, out, boxes=boxes)
     return split

@@ -142,15 +142,54 @@ def cropped_labels(
     return out
 
 
+def crop_to_boxes(
+    paths: Sequence[Path], boxes: Sequence[Box], settings: CropSettings | None = None, progress: Progress | None = None
+) -> list[Crop]:
+    """Crop each photo to its given box (x0, y0, x1, y1 in pixels, e.g. a wildlife table's bbox) plus the margin,
+    cached like detector crops; an unreadable photo keeps its full frame, with the reason."""
+    settings = settings or CropSettings()
+    folder = cache_root() / "crops" / f"given-m{settings.margin:g}"
+    crops = []
+    for done, (source, box) in enumerate(zip(paths, boxes), start=1):
+        source = Path(source)
+        try:
+            key = hashlib.sha1(source.read_bytes() + repr(tuple(box)).encode()).hexdigest()
+            target = folder / key / source.name
+            if not target.is_file():
+                image = read_image(source)
+                margin_box = with_margin(box, settings.margin, image.width, image.height)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                image.crop(tuple(round(v) for v in margin_box)).save(target, quality=95)
+            crops.append(Crop(source, target, tuple(box), 1.0))
+        except (OSError, ImageError) as exc:
+            crops.append(Crop(source, source, None, 0.0, str(exc)))
+        if progress:
+            progress(done, len(paths))
+    return crops
+
+
 def crop_rows(
     labels: pd.DataFrame, model: Path | None, crop: Path | None = None, progress: Progress | None = None
 ) -> pd.DataFrame:
-    """Catalogue rows with ``path`` pointing at crops by the detector folder ``crop``, else by the detector the
-    model folder ``model`` carries; the rows themselves when neither gives a detector (``progress`` is not called)."""
+    """Catalogue rows with ``path`` pointing at crops: to the row's own ``box`` where it has one (a wildlife table's
+    bbox), else by the detector folder ``crop``, else by the detector the model folder ``model`` carries; rows left
+    as they are when neither gives a detector (``progress`` is not called when nothing is cropped)."""
+    given = labels["box"].map(lambda b: isinstance(b, tuple)) if "box" in labels.columns else None
+    out = labels
+    if given is not None and given.any():
+        out = labels.copy()
+        crops = crop_to_boxes(list(labels.loc[given, "path"]), list(labels.loc[given, "box"]), progress=progress)
+        out.loc[given, "path"] = pd.Series([c.path for c in crops], index=out.index[given], dtype=object)
     detector = model_detector(model, crop)
     if detector is None:
-        return labels
-    return cropped_labels(detector, labels, progress=progress)
+        return out
+    rest = ~given if given is not None else pd.Series(True, index=labels.index)
+    if not rest.any():
+        return out
+    cropped = cropped_labels(detector, out[rest], progress=progress)
+    out = out.copy()
+    out.loc[rest, "path"] = cropped["path"]
+    return out
 
 
 def crop_queries(

@@ -39,15 +39,26 @@ class BoxRows:
         return {p.name: box[None] for p, box in zip(self.paths, self.boxes)}
 
 
+def _given_boxes(labels: pd.DataFrame) -> dict[str, Box]:
+    """A wildlife table's usable bboxes, by image name."""
+    if "box" not in labels.columns:
+        return {}
+    return {str(name): box for name, box in zip(labels["Image"], labels["box"]) if isinstance(box, tuple)}
+
+
 def box_rows(data: Path, boxes_file: Path | None = None) -> BoxRows:
-    """The catalogue's photos (labelled and test) that have a box in ``boxes_file`` (default: the catalogue's)."""
+    """The catalogue's photos (labelled and test) that have a box in ``boxes_file`` (default: the catalogue's boxes
+    file, else a wildlife table's bboxes)."""
     cat = load_catalogue(data)
     boxes_file = boxes_file or cat.boxes_file
-    if boxes_file is None:
+    if boxes_file is not None:
+        table = read_boxes(boxes_file)
+        for problem in table.problems:
+            log.warning("%s", problem)
+        boxes = table.boxes
+    elif not (boxes := _given_boxes(cat.labels)):
         raise CatalogueError(f"{data}: no boxes file found; pass one with --boxes (`fn x0 y0 x1 y1` or CSV)")
-    table = read_boxes(boxes_file)
-    for problem in table.problems:
-        log.warning("%s", problem)
+    source = boxes_file or cat.labels_file
     listed = pd.concat([cat.labels[["Image", "path"]], cat.test[["Image", "path"]]])
     photos: dict[str, Path] = {}
     for name, path in zip(listed["Image"], listed["path"]):
@@ -55,13 +66,13 @@ def box_rows(data: Path, boxes_file: Path | None = None) -> BoxRows:
             log.warning("%s; skipped", why)
         elif Path(path).is_file():
             photos[str(name)] = Path(path)
-    unknown = sorted(set(table.boxes) - photos.keys())
+    unknown = sorted(set(boxes) - photos.keys())
     if unknown:
-        log.warning("%s: %d boxes name photos not in %s (e.g. %s)", boxes_file, len(unknown), data, unknown[0])
-    names = sorted(set(table.boxes) & photos.keys())
+        log.warning("%s: %d boxes name photos not in %s (e.g. %s)", source, len(unknown), data, unknown[0])
+    names = sorted(set(boxes) & photos.keys())
     if not names:
-        raise CatalogueError(f"{boxes_file}: no box names a photo of {data}")
-    return BoxRows([photos[n] for n in names], np.array([table.boxes[n] for n in names], dtype=np.float32))
+        raise CatalogueError(f"{source}: no box names a photo of {data}")
+    return BoxRows([photos[n] for n in names], np.array([boxes[n] for n in names], dtype=np.float32))
 
 
 @dataclass(frozen=True)
