@@ -130,3 +130,27 @@ def test_an_attached_detector_is_exported_and_crops_alike(world: dict[str, Path]
         assert np.abs(np.array(a.box) - np.array(b.box)).max() < 1e-2  # pixels
         assert a.confidence == pytest.approx(b.confidence, abs=1e-4)
     assert Identifier.load(load_model(model, runtime="onnx")).detector.onnx is not None  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["export", "{missing}", "--onnx"], 1, "missing: not a flukeid model directory"),
+        (["export", "{model}"], 2, "choose a format: --onnx"),
+        (["embed", "{model}", "{cat}", "--out", "{tmp}/e.npz", "--runtime", "onnxx"], 1, "did you mean 'onnx'?"),
+        (["identify", "{model}", "{gallery}", "{cat}", "--runtime", "onnx", "--ray", "local"], 2, "Ray actors embed"),
+        (["identify", "{model}", "{gallery}", "{cat}", "--runtime", "tflite"], 1, "runtime: unknown 'tflite'"),
+    ],
+)
+def test_bad_export_and_runtime_options_are_one_error_line(
+    world: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    code: int,
+    message: str,
+) -> None:
+    paths = {k: str(v) for k, v in world.items()} | {"missing": str(tmp_path / "missing"), "tmp": str(tmp_path)}
+    assert main([a.format(**paths) for a in args]) == code
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
