@@ -13,6 +13,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -123,16 +124,16 @@ def embed_paths(
         num_workers=num_workers,
         pin_memory=torch.cuda.is_available(),
     )
-    dev = _device(device)
-    model = artifact.model.to(dev).eval() if artifact.onnx is None else artifact.model
+    if artifact.onnx is not None:
+        forward = partial(_forward_onnx, artifact.onnx, flip_tta=flip_tta)
+    else:
+        dev = _device(device)
+        forward = partial(_forward, artifact.model.to(dev).eval(), flip_tta=flip_tta, device=dev)
     found: dict[Path, np.ndarray] = dict(cached)
     failed: dict[Path, str] = {}
     done = len(cached)
     for images, indices, errors in loader:
-        if artifact.onnx is not None:
-            vectors = _forward_onnx(artifact.onnx, images, flip_tta)
-        else:
-            vectors = _forward(model, images, flip_tta, dev)
+        vectors = forward(images)
         for vector, index, error in zip(vectors, indices.tolist(), errors):
             if error:
                 failed[todo[index]] = error

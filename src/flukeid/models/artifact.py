@@ -23,6 +23,7 @@ from flukeid.config import check_choice, load_config, save_config
 from flukeid.errors import FlukeidError
 from flukeid.folders import replacing_folder
 from flukeid.models.backbones import create_backbone
+from flukeid.models.folder import ModelFolder
 from flukeid.models.head import EmbeddingModel
 from flukeid.models.onnx import RUNTIMES, OnnxNetwork, Runtime, load_network
 
@@ -146,9 +147,6 @@ def save_model(
     return path
 
 
-ONNX_FILE = "model.onnx"  # the embedding network exported (`flukeid export MODEL --onnx`)
-
-
 def load_model(path: Path, device: str | torch.device = "cpu", runtime: Runtime = "torch") -> Artifact:
     """Load a model directory written by ``save_model`` (no network: the weights are in the directory). With
     ``runtime="onnx"`` it embeds with its ONNX export under onnxruntime (CPU), refused when there is none or when it
@@ -175,7 +173,7 @@ def load_model(path: Path, device: str | torch.device = "cpu", runtime: Runtime 
     model_id = model_identity(path, cfg, model)
     onnx = None
     if runtime == "onnx":
-        onnx = load_network(path / ONNX_FILE, model_id, f"export it: `flukeid export {path} --onnx`")
+        onnx = load_network(ModelFolder(path).onnx, model_id, f"export it: `flukeid export {path} --onnx`")
     return Artifact(
         path=path,
         model=model,
