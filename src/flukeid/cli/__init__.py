@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from flukeid.cli import data, demo, detect, gallery, identify, serve, train
+from flukeid.cli import data, demo, detect, export, gallery, identify, serve, train
 from flukeid.cli.common import CliState, run
 from flukeid.progress import setup_logging
 
@@ -40,6 +40,7 @@ COMMANDS = {
     "score": data.score,
     "train": train.train_command,
     "distill": train.distill_command,
+    "export": export.export_command,
     "embed": identify.embed_command,
     "demo": demo.demo,
     "enroll": gallery.enroll,

@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from flukeid.identify.fusion import Fusion
     from flukeid.identify.settings import IdentifySettings
 
+RUNTIME_HELP = (
+    "torch, or onnx: the model's ONNX export (and its detector's) under onnxruntime on CPU "
+    "(write them first with `flukeid export MODEL --onnx`)."
+)
 MATCHERS_HELP = "Local matchers, comma-separated (sift, aliked, disk, xfeat; '' for none); default: the model's."
 
 
@@ -27,6 +31,7 @@ def embed_command(
     out: Path = typer.Option(..., "--out", help="Embeddings file (.npz); run again with it to resume or add photos."),
     ray: str | None = typer.Option(None, "--ray", metavar="ADDRESS", help=RAY_HELP),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Photos embedded per batch."),
+    runtime: str = typer.Option("torch", "--runtime", help=RUNTIME_HELP),
 ) -> None:
     """Embed photos into an embeddings file (image, path, content sha1, individual, vector), cropped by the model's
     detector as identify crops them. Photos the file holds already (same path, content and model) are skipped;
@@ -38,9 +43,10 @@ def embed_command(
     from flukeid.models.artifact import load_model
 
     check_embeddings_path(out)
-    artifact = load_model(model)
+    _check_runtime_here(runtime, ray)
+    artifact = load_model(model, runtime=runtime)  # a wrong name: ConfigError from load_model
     photos = photo_inputs(inputs)
-    detector = model_detector(model)
+    detector = model_detector(model, runtime=runtime)
     if ray is None:
         batches, session = local_batches(artifact, detector, batch_size), nullcontext()
     else:
@@ -55,6 +61,11 @@ def embed_command(
     )
     if run.failed:
         stdout.print(f"unreadable (tried again next run): {escape(describe_failures(run.failed))}", highlight=False)
+
+
+def _check_runtime_here(runtime: str, ray: str | None) -> None:
+    if runtime != "torch" and ray is not None:
+        raise typer.BadParameter("--runtime onnx runs in this process; Ray actors embed with torch", param_hint="--ray")
 
 
 def identify_command(
@@ -72,6 +83,7 @@ def identify_command(
         help="Crop and embed on Ray (the search and local matching run here): 'local' (a Ray on this machine), "
         "'auto' (the cluster this machine is a node of) or a cluster's address, e.g. ray://HEAD:10001.",
     ),
+    runtime: str = typer.Option("torch", "--runtime", help=RUNTIME_HELP),
 ) -> None:
     """Top-5 individuals (or new_whale) for each photo with the model's pipeline (shortlist by the embedding, local
     matchers, calibrated fusion): Kaggle submission, JSON lines and an HTML report."""
@@ -85,10 +97,13 @@ def identify_command(
 
     if threshold is not None and math.isnan(threshold):
         raise typer.BadParameter("a number is needed, found nan", param_hint="--threshold")
+    from flukeid.models.artifact import load_model
+
+    _check_runtime_here(runtime, ray)
     g = Gallery.open(gallery)
-    identifier = Identifier.load(model, g)
+    identifier = Identifier.load(load_model(model, runtime=runtime), g)
     if crop is not None:
-        identifier.detector = load_detector(crop)
+        identifier.detector = load_detector(crop, runtime=runtime)
     paths = image_paths(images)
     if ray is None:
         with progress_bar("identifying") as update:

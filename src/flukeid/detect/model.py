@@ -6,7 +6,7 @@ the fluke do not stretch the box). One box per photo, any input
 size, trained end to end with GIoU + L1 on coordinates normalised to the letterboxed input.
 
 A detector folder holds ``detector.safetensors`` and ``detector.yaml`` (the `DetectorConfig`), plus
-``metrics.json`` from training.
+``metrics.json`` from training, and ``detector.onnx`` once exported (``flukeid export MODEL --onnx``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from flukeid.config import load_config, save_config
+from flukeid.config import check_choice, load_config, save_config
 from flukeid.errors import FlukeidError
 from flukeid.folders import replacing_folder
 from flukeid.models.artifact import (
@@ -36,8 +36,10 @@ from flukeid.models.artifact import (
     state_file,
 )
 from flukeid.models.backbones import Backbone, create_backbone
+from flukeid.models.onnx import RUNTIMES, OnnxNetwork, Runtime, load_network
 
 METRICS = "metrics.json"
+ONNX_FILE = "detector.onnx"
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ class BoxDetector(nn.Module):
         ys = (torch.arange(rows, device=x.device, dtype=torch.float32) + 0.5) / rows
         xs = (torch.arange(cols, device=x.device, dtype=torch.float32) + 0.5) / cols
         cy, cx = torch.meshgrid(ys, xs, indexing="ij")
-        where = torch.stack([cx, cy]).to(features.dtype).expand(len(x), -1, -1, -1)
+        where = torch.stack([cx, cy]).to(features.dtype).expand(x.shape[0], -1, -1, -1)
         out = self.head(torch.cat([features, where], dim=1)).float()
         weights = torch.softmax(out[:, 0].flatten(1), dim=1)  # (B, cells): where the fluke is
         centre_x = cx + torch.tanh(out[:, 1]) / cols  # each cell's guess of the centre, within a cell of itself
@@ -92,6 +94,7 @@ class Detector:
     config: DetectorConfig
     detector_id: str
     metrics: dict[str, Any]
+    onnx: OnnxNetwork | None = None  # set: boxes are found with onnxruntime on CPU (detector.onnx), not ``model``
 
 
 def build_detector(cfg: DetectorConfig, pretrained: bool | None = None) -> BoxDetector:
@@ -107,8 +110,10 @@ def save_detector(path: Path, model: BoxDetector, cfg: DetectorConfig, metrics: 
     return path
 
 
-def load_detector(path: Path, device: str | torch.device = "cpu") -> Detector:
-    """Load a folder written by ``save_detector`` (no network: the weights are in the folder)."""
+def load_detector(path: Path, device: str | torch.device = "cpu", runtime: Runtime = "torch") -> Detector:
+    """Load a folder written by ``save_detector`` (no network: the weights are in the folder). With
+    ``runtime="onnx"`` it finds boxes with its ONNX export (refused when missing or of other weights)."""
+    check_choice("runtime", runtime, RUNTIMES)
     path = Path(path)
     weights = path / WEIGHTS
     if not weights.is_file():
@@ -118,7 +123,12 @@ def load_detector(path: Path, device: str | torch.device = "cpu") -> Detector:
     model.load_state_dict(load_file(weights))
     model.to(device).eval()
     metrics = json.loads((path / METRICS).read_text()) if (path / METRICS).is_file() else {}
-    return Detector(path, model, cfg, detector_identity(path), metrics)
+    detector_id = detector_identity(path)
+    onnx = None
+    if runtime == "onnx":
+        hint = "export it with the model it belongs to: `flukeid export MODEL --onnx`"
+        onnx = load_network(path / ONNX_FILE, detector_id, hint)
+    return Detector(path, model, cfg, detector_id, metrics, onnx)
 
 
 def attach_detector(model_dir: Path, detector_dir: Path) -> None:
@@ -128,10 +138,11 @@ def attach_detector(model_dir: Path, detector_dir: Path) -> None:
         shutil.copytree(detector_dir, tmp, dirs_exist_ok=True)
 
 
-def model_detector(model_dir: Path | None, crop: Path | None = None) -> Detector | None:
-    """The detector to crop with: ``crop`` if given, else the one an identity model carries, else None."""
+def model_detector(model_dir: Path | None, crop: Path | None = None, runtime: Runtime = "torch") -> Detector | None:
+    """The detector to crop with: ``crop`` if given, else the one an identity model carries, else None (loaded to
+    run with ``runtime``)."""
     if crop is not None:
-        return load_detector(crop)
+        return load_detector(crop, runtime=runtime)
     if model_dir is not None and (Path(model_dir) / MODEL_DETECTOR / WEIGHTS).is_file():
-        return load_detector(Path(model_dir) / MODEL_DETECTOR)
+        return load_detector(Path(model_dir) / MODEL_DETECTOR, runtime=runtime)
     return None

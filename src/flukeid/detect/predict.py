@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from flukeid.detect.data import BoxRows, Letterbox
 from flukeid.detect.model import Detector
 from flukeid.errors import ImageError
 from flukeid.metrics import BoxScores, Detection, box_scores, iou
+from flukeid.models.onnx import OnnxNetwork
 from flukeid.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,15 @@ class _Photos(Dataset[tuple[torch.Tensor, int, int, int, str]]):
         return to_tensor(self.transform, image), i, image.shape[0], image.shape[1], ""
 
 
+def _onnx_boxes(network: OnnxNetwork) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A detector's ONNX export as a function of image tensors (B, 3, H, W) -> boxes (B, 4)."""
+    return lambda images: torch.from_numpy(network(images.numpy()))
+
+
 @torch.no_grad()
-def _boxes_both_ways(model: torch.nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _boxes_both_ways(
+    model: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean of the box and the mirrored photo's box mirrored back, their IoU), normalised to the input."""
     boxes = model(images)
     mirrored = model(images.flip(-1))
@@ -75,9 +83,13 @@ def predict_boxes(
     device: str | None = None,
     progress: Progress | None = None,
 ) -> list[BoxPrediction]:
-    """One fluke box per photo, in the photo's pixels; unreadable photos come back with their error."""
+    """One fluke box per photo, in the photo's pixels; unreadable photos come back with their error. A detector
+    loaded with ``runtime="onnx"`` runs its ONNX export on CPU (``device`` unused)."""
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model = detector.model.to(dev).eval()
+    if detector.onnx is not None:
+        dev, model = torch.device("cpu"), _onnx_boxes(detector.onnx)
+    else:
+        model = detector.model.to(dev).eval()
     size = detector.config.image_size
     loader = DataLoader(_Photos(paths, detector), batch_size=batch_size, num_workers=num_workers)
     found: list[BoxPrediction] = []

@@ -156,8 +156,9 @@ class Identifier:
 
     @classmethod
     def load(cls, model: Path | Artifact, gallery: Gallery | None = None) -> Identifier:
-        """The model's own pipeline: its identify settings, its fitted fusion and its crop detector (no gallery:
-        only `verify` and `pair_probabilities`, which compare photos with each other)."""
+        """The model's own pipeline: its identify settings, its fitted fusion and its crop detector, run like the
+        model (an artifact loaded with ``runtime="onnx"`` crops with the detector's ONNX export too). No gallery:
+        only `verify` and `pair_probabilities`, which compare photos with each other."""
         artifact = model if isinstance(model, Artifact) else load_model(Path(model))
         settings = load_settings(artifact.path)
         fusion = load_fusion(artifact, settings)
@@ -167,7 +168,7 @@ class Identifier:
                 artifact.path,
                 artifact.path,
             )
-        return cls(artifact, gallery, settings, fusion, model_detector(artifact.path))
+        return cls(artifact, gallery, settings, fusion, model_detector(artifact.path, runtime=artifact.runtime))
 
     def _cache(self) -> FeatureCache:
         if self.features is None:

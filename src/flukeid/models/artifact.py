@@ -3,7 +3,7 @@
 Contents: ``model.safetensors`` (embedding model), ``head.safetensors`` (loss parameters such as ArcFace
 weights, when the loss has any), ``model.yaml`` (architecture), ``train.yaml`` (full training config),
 ``labels.json`` (class index -> individual), ``threshold.json`` (tuned new_whale threshold + validation
-scores), ``metrics.csv`` (training log).
+scores), ``metrics.csv`` (training log), and ``model.onnx`` once exported (``flukeid export MODEL --onnx``).
 """
 
 from __future__ import annotations
@@ -19,11 +19,13 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from flukeid.config import load_config, save_config
+from flukeid.config import check_choice, load_config, save_config
 from flukeid.errors import FlukeidError
 from flukeid.folders import replacing_folder
 from flukeid.models.backbones import create_backbone
+from flukeid.models.folder import ModelFolder
 from flukeid.models.head import EmbeddingModel
+from flukeid.models.onnx import RUNTIMES, OnnxNetwork, Runtime, load_network
 
 
 @dataclass(frozen=True)
@@ -49,10 +51,15 @@ class Artifact:
     model_id: str  # see `model_identity`: equal ids embed a photo identically
     extra: dict[str, Any] = field(default_factory=dict)
     head_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    onnx: OnnxNetwork | None = None  # set: embeddings run with onnxruntime on CPU (model.onnx), not with ``model``
 
     @property
     def image_size(self) -> tuple[int, int]:
         return self.config.image_size or self.model.backbone.spec.input_size
+
+    @property
+    def runtime(self) -> Runtime:
+        return "torch" if self.onnx is None else "onnx"
 
 
 def build_model(cfg: ModelConfig, pretrained: bool | None = None) -> EmbeddingModel:
@@ -140,8 +147,11 @@ def save_model(
     return path
 
 
-def load_model(path: Path, device: str | torch.device = "cpu") -> Artifact:
-    """Load a model directory written by ``save_model`` (no network: the weights are in the directory)."""
+def load_model(path: Path, device: str | torch.device = "cpu", runtime: Runtime = "torch") -> Artifact:
+    """Load a model directory written by ``save_model`` (no network: the weights are in the directory). With
+    ``runtime="onnx"`` it embeds with its ONNX export under onnxruntime (CPU), refused when there is none or when it
+    was exported from other weights."""
+    check_choice("runtime", runtime, RUNTIMES)
     path = Path(path)
     weights = path / "model.safetensors"
     if not weights.is_file():
@@ -160,15 +170,20 @@ def load_model(path: Path, device: str | torch.device = "cpu") -> Artifact:
     if not isinstance(info, dict):
         raise FlukeidError(f"{path / 'threshold.json'}: expected a JSON object with a threshold, found {info!r:.60}")
     head = path / "head.safetensors"
+    model_id = model_identity(path, cfg, model)
+    onnx = None
+    if runtime == "onnx":
+        onnx = load_network(ModelFolder(path).onnx, model_id, f"export it: `flukeid export {path} --onnx`")
     return Artifact(
         path=path,
         model=model,
         config=cfg,
         labels=_json(path / "labels.json", []),  # written by every flukeid, but only models with a classifier use it
         threshold=info.pop("threshold", None),
-        model_id=model_identity(path, cfg, model),
+        model_id=model_id,
         extra=info,
         head_state=_tensors(head) if head.is_file() else {},
+        onnx=onnx,
     )
 
 

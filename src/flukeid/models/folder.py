@@ -29,6 +29,11 @@ class ModelFolder:
         return self.path / "model.yaml"
 
     @property
+    def onnx(self) -> Path:
+        """model.onnx: the embedding network exported for onnxruntime (`flukeid export MODEL --onnx`)."""
+        return self.path / "model.onnx"
+
+    @property
     def labels(self) -> Path:
         """labels.json: class index -> individual, for models with a classifier head."""
         return self.path / "labels.json"
