@@ -199,13 +199,11 @@ class Matcher:
         return Proposals(candidates, 1.0 - p_best if math.isfinite(p_best) else 1.0, min(new_rank, len(names)))
 
     def _probability_same(self, scores: np.ndarray) -> np.ndarray:
-        """P(same individual) of candidates' scores: fused scores are that already; cosine scores of a model not
-        tuned yet go through its own calibration (or a logistic around its threshold)."""
-        if self.identifier.fusion is not None:
-            return scores
-        calibration = self.identifier.calibration
-        if calibration is not None:
-            return calibration.same(scores.reshape(-1, 1))
+        """P(same individual) of candidates' scores, calibrated by the Identifier; a model with no calibration yet
+        (neither trained nor tuned) gets a logistic around its threshold, so curators still see a number."""
+        same = self.identifier.same_probabilities(scores)
+        if same is not None:
+            return same
         centre = self.identifier.threshold if self.identifier.threshold is not None else 0.5
         return 1.0 / (1.0 + np.exp(-(scores - centre) / 0.05))
 
