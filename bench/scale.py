@@ -14,9 +14,10 @@ something: a query (a fresh noisy draw of a random cluster) has true neighbours,
     python bench/scale.py                          # 100,000 photos (minutes on 2 cores)
     python bench/scale.py --sizes 100000 1000000   # and a million (about an hour on 2 cores)
     python bench/scale.py --stores faiss           # without Milvus Lite
+    python bench/scale.py --sizes 1000000 --stores faiss --sections query   # only the query cost
 
-main() runs the SECTIONS in order for every size, each printing its markdown table; Ray Data rows and an
-end-to-end identify row belong in sections of their own, added to SECTIONS.
+main() runs the SECTIONS (all, or those named by --sections) in order for every size, each printing its markdown
+table; Ray Data and one photo end to end are `bench/scale_ray.py`'s.
 """
 
 from __future__ import annotations
@@ -261,11 +262,10 @@ def vector_stores(bench: Bench) -> Table:
     return header, rows
 
 
-SECTIONS: tuple[tuple[str, Callable[[Bench], Table]], ...] = (
-    ("Query cost: bare FAISS HNSW vs flukeid (single query, k=200)", query_cost),
-    ("Vector stores through flukeid's Gallery (hnsw)", vector_stores),
-    # Ray Data rows and an end-to-end identify row: add their sections here
-)
+SECTIONS: dict[str, tuple[str, Callable[[Bench], Table]]] = {
+    "query": ("Query cost: bare FAISS HNSW vs flukeid (single query, k=200)", query_cost),
+    "stores": ("Vector stores through flukeid's Gallery (hnsw)", vector_stores),
+}
 
 
 # -- main ------------------------------------------------------------------------------------------------------------
@@ -289,6 +289,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=256)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--stores", nargs="+", default=["faiss", "milvus"], choices=["faiss", "milvus"])
+    parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=list(SECTIONS))
     parser.add_argument("--work", type=Path, default=None, help="folder for the galleries (default: a temporary one)")
     args = parser.parse_args()
     setup_logging()
@@ -298,7 +299,7 @@ def main() -> None:
     print(f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads; dim {args.dim}\n")
     try:
         for bench in _benches(args, root):
-            for title, section in SECTIONS:
+            for title, section in (SECTIONS[name] for name in args.sections):
                 header, rows = section(bench)
                 print(f"### {title}\n\n{header}\n" + "\n".join(rows) + "\n", flush=True)
     finally:
