@@ -97,8 +97,8 @@ CASES: list[tuple[list[str], int, str]] = [
     ([*TRAIN, "--epochs", "x"], 2, "Invalid value for '--epochs'"),
     # train: catalogues and run folders
     (["train", "{missing}", "--config", "{yaml}", "--out", "{fresh}"], 1, "missing: catalogue folder not found"),
-    (["train", "{binary}", "--config", "{yaml}", "--out", "{fresh}"], 1, "catalogue folder not found"),
-    (["train", "{badcat}", "--config", "{yaml}", "--out", "{fresh}"], 1, "train.csv: not a readable CSV"),
+    (["train", "{binary}", "--config", "{yaml}", "--out", "{fresh}"], 1, "binary.csv: holds NUL bytes"),
+    (["train", "{badcat}", "--config", "{yaml}", "--out", "{fresh}"], 1, "train.csv: holds NUL bytes"),
     (["train", "{cat}", "--config", "{yaml}", "--out", "{run}"], 1, "cannot resume from"),
     # synth, check, stats, split, distill
     (["synth", "{binary}", "--individuals", "3"], 1, "Not a directory"),
@@ -108,8 +108,8 @@ CASES: list[tuple[list[str], int, str]] = [
     (["synth", "{dir}/s", "--new-share", "2"], 1, "new_share must be in [0, 1], got 2.0"),
     (["check", "{cat}", "--show", "-1"], 2, "Invalid value for '--show'"),
     (["check", "{cat}", "--max-pixels", "0"], 2, "Invalid value for '--max-pixels'"),
-    (["stats", "{binary}"], 1, "binary.csv: catalogue folder not found"),
-    (["stats", "{badcat}"], 1, "train.csv: not a readable CSV"),
+    (["stats", "{binary}"], 1, "binary.csv: holds NUL bytes (first on line 1): a binary file, not a CSV table"),
+    (["stats", "{badcat}"], 1, "train.csv: holds NUL bytes"),
     (["stats", "{cat}", "--plot", "{dir}"], 2, "is a folder: give a file name like"),
     (["split", "{cat}", "{dir}/o", "--query-share", "2"], 2, "a share in [0, 1) is needed, found 2.0"),
     (["split", "{cat}", "{dir}/o", "--unknown-share", "-1"], 2, "a share in [0, 1) is needed, found -1.0"),
@@ -126,7 +126,7 @@ CASES: list[tuple[list[str], int, str]] = [
     (["tune", "{dir}", "{cat}"], 1, "not a flukeid model directory"),
     (["gallery", "info", "{binary}"], 1, "not a flukeid gallery"),
     (["gallery", "build", "{missing}", "{cat}"], 1, "not a flukeid model directory"),
-    (["detect", "train", "{binary}"], 1, "catalogue folder not found"),
+    (["detect", "train", "{binary}"], 1, "binary.csv: holds NUL bytes"),
     (["serve", "{missing}"], 1, "not a flukeid catalogue"),
     (["users", "add", "{dir}", "bob"], 1, "not a flukeid catalogue"),
     # the command line itself

@@ -14,7 +14,6 @@ A folder is read as the first of these it holds: ``train.csv``, ``labels.csv``, 
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path, PurePath, PureWindowsPath
@@ -22,6 +21,7 @@ from pathlib import Path, PurePath, PureWindowsPath
 import pandas as pd
 
 from flukeid import NEW_WHALE
+from flukeid.data.tables import read_csv_table
 from flukeid.data.wildlife import TABLE_SUFFIXES, UNKNOWN_NAME, find_table, read_wildlife_table
 from flukeid.errors import CatalogueError, FlukeidError
 
@@ -94,17 +94,7 @@ def image_paths(items: list[Path]) -> list[Path]:
 
 def read_labels(csv_path: Path, image_dir: Path) -> pd.DataFrame:
     """Read an ``Image,Id`` CSV; raise CatalogueError naming the file when columns are wrong."""
-    try:
-        with warnings.catch_warnings():
-            # index_col=False: rows longer than the header are an error, never a silent shift of the columns
-            warnings.simplefilter("error", pd.errors.ParserWarning)
-            frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False, skipinitialspace=True, index_col=False)
-    except pd.errors.ParserWarning as exc:
-        raise CatalogueError(
-            f"{csv_path}: a row has more cells than the header line; quote names holding commas ({exc})"
-        ) from exc
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise CatalogueError(f"{csv_path}: not a readable CSV ({exc})") from exc
+    frame = read_csv_table(csv_path)
     frame.columns = [str(c).strip() for c in frame.columns]
     missing = [c for c in LABEL_COLUMNS if c not in frame.columns]
     if missing:

@@ -21,4 +21,6 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        if self.line is None and self.message.startswith(f"{self.file}:"):
+            return f"{self.severity.value}: {self.message}"  # the message names its file already
         return f"{self.severity.value}: {where}: {self.message}"

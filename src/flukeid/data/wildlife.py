@@ -20,6 +20,7 @@ import pandas as pd
 
 from flukeid import NEW_WHALE
 from flukeid.data.boxes import Box
+from flukeid.data.tables import read_csv_table
 from flukeid.errors import CatalogueError, FlukeidError
 
 TABLE_NAMES = ("metadata.csv", "metadata.parquet")
@@ -39,10 +40,7 @@ def _read_frame(table: Path) -> pd.DataFrame:
             raise CatalogueError(f"{table}: reading Parquet needs pyarrow (pip install pyarrow)") from exc
         except (OSError, ValueError) as exc:
             raise CatalogueError(f"{table}: not a readable Parquet file ({exc})") from exc
-    try:
-        return pd.read_csv(table, dtype=str, keep_default_na=False, skipinitialspace=True, index_col=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise CatalogueError(f"{table}: not a readable CSV ({exc})") from exc
+    return read_csv_table(table)
 
 
 def _missing(value: Any) -> bool:
