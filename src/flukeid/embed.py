@@ -2,7 +2,8 @@
 files (``flukeid embed``): photos -> one ``.npz`` of image name, path, content sha1, individual and vector, written
 resumably (progress kept in chunk files next to it, the file itself replaced whole).
 
-Photos that fail to decode are reported (path and reason) and skipped; the batch goes on.
+Photos that fail to decode are reported (path and reason) and skipped; the batch goes on. A model loaded with its
+ONNX export embeds with numpy and onnxruntime alone (torch is imported only by the torch runtime).
 """
 
 from __future__ import annotations
@@ -11,25 +12,26 @@ import hashlib
 import logging
 import os
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import albumentations as A
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, Dataset
 
 from flukeid.data.catalogue import is_image, load_catalogue
 from flukeid.data.images import read_image
-from flukeid.data.transforms import build_transform, to_tensor
+from flukeid.data.transforms import build_transform, to_array
 from flukeid.errors import CatalogueError, FlukeidError, ImageError
 from flukeid.models.artifact import Artifact
 from flukeid.models.onnx import OnnxNetwork
 from flukeid.progress import Progress
 
 if TYPE_CHECKING:
+    import torch
+
     from flukeid.detect.model import Detector
 
 log = logging.getLogger(__name__)
@@ -56,44 +58,65 @@ def content_key(path: Path, model_id: str, flip_tta: bool) -> str:
     return f"{model_id}-{'f' if flip_tta else 'n'}-{digest}"
 
 
-class _Photos(Dataset[tuple[torch.Tensor, int, str]]):
-    """(image tensor, index, error) ; a photo that fails to decode yields a zero tensor and its error."""
+class _Photos:
+    """A map-style dataset of (image (3, H, W) float32, index, error); a photo that fails to decode yields zeros and
+    its error. Arrays, so the ONNX runtime needs no torch; torch's DataLoader collates them into the same tensors."""
 
-    def __init__(self, paths: Sequence[Path], transform, size: tuple[int, int]):
+    def __init__(self, paths: Sequence[Path], transform: A.Compose, size: tuple[int, int]):
         self.paths, self.transform, self.size = list(paths), transform, size
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, str]:
+    def __getitem__(self, i: int) -> tuple[np.ndarray, int, str]:
         try:
             image = np.asarray(read_image(self.paths[i]))
         except ImageError as exc:
-            return torch.zeros(3, *self.size), i, str(exc)
-        return to_tensor(self.transform, image), i, ""
+            return np.zeros((3, *self.size), np.float32), i, str(exc)
+        return to_array(self.transform, image), i, ""
+
+
+Batch = tuple[np.ndarray, np.ndarray, list[str]]
+"""Images (B, 3, H, W) float32 (or the same as a torch tensor), their indices (B,) and errors ('' when read)."""
+
+
+def _numpy_batches(photos: _Photos, batch_size: int) -> Iterator[Batch]:
+    """`_Photos` in batches, read in this process (what torch's DataLoader does, without torch)."""
+    for start in range(0, len(photos), batch_size):
+        images, indices, errors = zip(*(photos[i] for i in range(start, min(start + batch_size, len(photos)))))
+        yield np.stack(images), np.array(indices), list(errors)
+
+
+def _torch_batches(photos: _Photos, batch_size: int, num_workers: int) -> Iterable[Batch]:
+    import torch
+    from torch.utils.data import DataLoader
+
+    return DataLoader(photos, batch_size=batch_size, num_workers=num_workers, pin_memory=torch.cuda.is_available())
 
 
 def _device(device: str | None) -> torch.device:
+    import torch
+
     if device:
         return torch.device(device)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _forward_onnx(network: OnnxNetwork, images: torch.Tensor, flip_tta: bool) -> np.ndarray:
+def _forward_onnx(network: OnnxNetwork, images: np.ndarray, flip_tta: bool) -> np.ndarray:
     """The same as `_forward`, with the model's ONNX export under onnxruntime (CPU)."""
-    batch = images.numpy()
-    vectors = network(batch)
+    vectors = network(images)
     if flip_tta:
-        vectors = vectors + network(batch[..., ::-1])
+        vectors = vectors + network(images[..., ::-1])
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
-@torch.no_grad()
 def _forward(model: torch.nn.Module, images: torch.Tensor, flip_tta: bool, device: torch.device) -> np.ndarray:
     """Preprocessed images (B, 3, H, W) -> unit vectors (B, D) float32 (the sum with the mirrored photo's with
     ``flip_tta``)."""
+    import torch
+
     images = images.to(device, non_blocking=True)
-    with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
         vectors = model(images).float()
         if flip_tta:
             vectors = vectors + model(images.flip(-1)).float()
@@ -110,24 +133,23 @@ def embed_paths(
     cache: Path | None = None,
     progress: Progress | None = None,
 ) -> Embeddings:
-    """Embed ``paths`` with ``artifact``'s model (its ONNX export on CPU when loaded with ``runtime="onnx"``; then
-    ``device`` is unused). ``flip_tta`` averages with the mirrored photo (use it only when flipped flukes are not
-    new individuals). With ``cache``, vectors are stored per content hash."""
+    """Embed ``paths`` with ``artifact``'s model (its ONNX export on CPU when loaded with ``runtime="onnx"`` or
+    without torch; then ``device`` is unused and photos are read in this process). ``flip_tta`` averages with the
+    mirrored photo (use it only when flipped flukes are not new individuals). With ``cache``, vectors are stored per
+    content hash."""
     paths = [Path(p) for p in paths]
     keys = {p: content_key(p, artifact.model_id, flip_tta) for p in paths if p.is_file()} if cache else {}
     cached = {p: np.load(cache / f"{k}.npy") for p, k in keys.items() if cache and (cache / f"{k}.npy").is_file()}
     todo = [p for p in paths if p not in cached]
-    spec, size = artifact.model.backbone.spec, artifact.image_size
-    loader = DataLoader(
-        _Photos(todo, build_transform(size, spec.mean, spec.std), size),
-        batch_size=batch_size,
-        num_workers=num_workers,
-        pin_memory=torch.cuda.is_available(),
-    )
+    inputs = artifact.inputs
+    photos = _Photos(todo, build_transform(inputs.image_size, inputs.mean, inputs.std, tensor=False), inputs.image_size)
     if artifact.onnx is not None:
+        loader: Iterable[Batch] = _numpy_batches(photos, batch_size)
         forward = partial(_forward_onnx, artifact.onnx, flip_tta=flip_tta)
     else:
+        assert artifact.model is not None, "an Artifact without a torch model embeds with its ONNX export"
         dev = _device(device)
+        loader = _torch_batches(photos, batch_size, num_workers)
         forward = partial(_forward, artifact.model.to(dev).eval(), flip_tta=flip_tta, device=dev)
     found: dict[Path, np.ndarray] = dict(cached)
     failed: dict[Path, str] = {}
@@ -147,7 +169,7 @@ def embed_paths(
         if progress:
             progress(done, len(paths))
     kept = [p for p in paths if p in found]
-    dim = artifact.model.dim
+    dim = artifact.dim
     vectors = np.stack([found[p] for p in kept]).astype(np.float32) if kept else np.zeros((0, dim), np.float32)
     return Embeddings(kept, vectors, failed)
 

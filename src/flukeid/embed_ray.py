@@ -101,7 +101,7 @@ class PhotoEmbedder:
         from flukeid.models.artifact import load_model
 
         artifact = load_model(Path(model))
-        self.dim = artifact.model.dim
+        self.dim = artifact.dim
         self.embedder = PhotoEmbedder(artifact, load_detector(Path(detector)) if detector else None)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -226,4 +226,4 @@ def ray_embed(
     """`identifier.embed(paths)` run on the connected Ray: its model and detector, in actors."""
     detector = identifier.detector.path if identifier.detector is not None else None
     batches = ray_batches(identifier.artifact.path, detector, batch_size)
-    return gather(batches([Path(p) for p in paths]), [Path(p) for p in paths], identifier.artifact.model.dim, progress)
+    return gather(batches([Path(p) for p in paths]), [Path(p) for p in paths], identifier.artifact.dim, progress)

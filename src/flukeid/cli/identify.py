@@ -54,7 +54,7 @@ def embed_command(
 
         batches, session = ray_batches(model, detector.path if detector else None, batch_size), ray_session(ray)
     with session, progress_bar("embedding") as update:
-        run = embed_to_file(artifact.model_id, artifact.model.dim, photos, out, batches, progress=update)
+        run = embed_to_file(artifact.model_id, artifact.dim, photos, out, batches, progress=update)
     stdout.print(
         f"{run.embedded} photo(s) embedded, {run.skipped} already in {out} (skipped), {len(run.failed)} unreadable; "
         f"{out} holds {run.total} photo(s) of model {artifact.model_id}"

@@ -2,21 +2,25 @@
 
 Presets ``none``, ``light`` and ``strong`` set every knob; a YAML ``augment:`` block picks a preset and
 overrides single knobs, e.g. ``{preset: strong, rotate: 20}``.
+
+Pipelines end in a torch tensor (`to_tensor`), or with ``tensor=False`` in a numpy array of the same numbers
+(`to_array`), for inference without torch.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import albumentations as A
 import cv2
 import numpy as np
-import torch
-from albumentations.pytorch import ToTensorV2
 
 from flukeid.config import check_choice
+
+if TYPE_CHECKING:
+    import torch
 
 Preset = Literal["none", "light", "strong"]
 """Named augmentation strengths (`PRESETS`); a config's other knobs override single values of its preset."""
@@ -89,8 +93,10 @@ def build_transform(
     flip_is_new_id: bool = False,
     bboxes: bool = False,
     seed: int | None = None,
+    tensor: bool = True,
 ) -> A.Compose:
-    """Letterbox to ``size`` (height, width), augment when ``augment`` is given, normalise, to tensor.
+    """Letterbox to ``size`` (height, width), augment when ``augment`` is given, normalise, to tensor (``tensor``;
+    else the normalised (height, width, 3) float32 array, for `to_array`).
 
     With ``bboxes`` the pipeline also moves ``bboxes`` (pascal_voc x0,y0,x1,y1) with the image. ``seed`` makes
     the random draws repeatable (albumentations derives a distinct stream per DataLoader worker).
@@ -101,7 +107,11 @@ def build_transform(
         if flip_is_new_id:
             cfg = dataclasses.replace(cfg, hflip=0.0)
         steps += _augmentations(cfg)
-    steps += [A.Normalize(mean=mean, std=std), ToTensorV2()]
+    steps.append(A.Normalize(mean=mean, std=std))
+    if tensor:
+        from albumentations.pytorch import ToTensorV2
+
+        steps.append(ToTensorV2())
     box_params = A.BboxParams(format="pascal_voc", label_fields=["labels"], clip=True) if bboxes else None
     return A.Compose(steps, bbox_params=box_params, seed=seed)
 
@@ -109,3 +119,8 @@ def build_transform(
 def to_tensor(transform: A.Compose, image: np.ndarray) -> torch.Tensor:
     """Apply a pipeline built without boxes to an RGB uint8 array (H, W, 3) -> (3, height, width)."""
     return transform(image=image)["image"]
+
+
+def to_array(transform: A.Compose, image: np.ndarray) -> np.ndarray:
+    """`to_tensor` for a pipeline built with ``tensor=False``: (3, height, width) float32, the same numbers."""
+    return np.ascontiguousarray(transform(image=image)["image"].transpose(2, 0, 1), dtype=np.float32)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from flukeid.detect.model import ONNX_FILE as DETECTOR_ONNX
 from flukeid.detect.model import model_detector
-from flukeid.models.artifact import load_model
+from flukeid.models.artifact import INPUTS_KEY, load_model
 from flukeid.models.folder import ModelFolder
 from flukeid.models.onnx import TOLERANCE, OnnxCheck, export_checked
 
@@ -31,7 +31,13 @@ def export_onnx(model_dir: Path, tolerance: float = TOLERANCE) -> OnnxExport:
     artifact = load_model(Path(model_dir))
     shape = (3, *artifact.image_size)
     embedding = export_checked(
-        artifact.model, shape, ModelFolder(artifact.path).onnx, artifact.model_id, ("images", "vectors"), tolerance
+        artifact.model,
+        shape,
+        ModelFolder(artifact.path).onnx,
+        artifact.model_id,
+        ("images", "vectors"),
+        tolerance,
+        metadata={INPUTS_KEY: artifact.inputs.to_json()},  # what `load_onnx_model` needs to run it without torch
     )
     detector = model_detector(artifact.path)
     checked = None

@@ -15,11 +15,7 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
-from safetensors.torch import load_file
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from flukeid.config import check_choice, load_config, save_config
 from flukeid.errors import FlukeidError
@@ -35,8 +31,12 @@ from flukeid.models.artifact import (
     detector_identity,
     state_file,
 )
-from flukeid.models.backbones import Backbone, create_backbone
-from flukeid.models.onnx import RUNTIMES, OnnxNetwork, Runtime, load_network
+from flukeid.models.onnx import RUNTIMES, OnnxNetwork, Runtime, load_network, torch_installed
+
+if TYPE_CHECKING:
+    import torch
+
+    from flukeid.detect.network import BoxDetector
 
 METRICS = "metrics.json"
 ONNX_FILE = "detector.onnx"
@@ -52,39 +52,6 @@ class DetectorConfig:
     hidden: int = 128
 
 
-class BoxDetector(nn.Module):
-    """``forward(x (B,3,H,W)) -> (B, 4)`` boxes x0, y0, x1, y1 in [0, 1] of the input's width and height."""
-
-    def __init__(self, backbone: Backbone, hidden: int = 128):
-        super().__init__()
-        self.backbone = backbone
-        self.head = nn.Sequential(
-            nn.Conv2d(backbone.spec.num_features + 2, hidden, 3, padding=1),  # + the cells' x, y (CoordConv)
-            nn.BatchNorm2d(hidden),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(hidden, 5, 1),  # per cell: weight logit, centre offset x, y, box width, height
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.backbone(x)
-        rows, cols = features.shape[-2:]
-        ys = (torch.arange(rows, device=x.device, dtype=torch.float32) + 0.5) / rows
-        xs = (torch.arange(cols, device=x.device, dtype=torch.float32) + 0.5) / cols
-        cy, cx = torch.meshgrid(ys, xs, indexing="ij")
-        where = torch.stack([cx, cy]).to(features.dtype).expand(x.shape[0], -1, -1, -1)
-        out = self.head(torch.cat([features, where], dim=1)).float()
-        weights = torch.softmax(out[:, 0].flatten(1), dim=1)  # (B, cells): where the fluke is
-        centre_x = cx + torch.tanh(out[:, 1]) / cols  # each cell's guess of the centre, within a cell of itself
-        centre_y = cy + torch.tanh(out[:, 2]) / rows
-        width, height = torch.sigmoid(out[:, 3]), torch.sigmoid(out[:, 4])  # and of the size
-
-        def pool(value: torch.Tensor) -> torch.Tensor:
-            return (value.flatten(1) * weights).sum(1)
-
-        x, y, half_w, half_h = pool(centre_x), pool(centre_y), pool(width) / 2, pool(height) / 2
-        return torch.stack([x - half_w, y - half_h, x + half_w, y + half_h], dim=1).clamp(0, 1)
-
-
 @dataclass
 class Detector:
     """A loaded detector folder."""
@@ -98,6 +65,9 @@ class Detector:
 
 
 def build_detector(cfg: DetectorConfig, pretrained: bool | None = None) -> BoxDetector:
+    from flukeid.detect.network import BoxDetector
+    from flukeid.models.backbones import create_backbone
+
     return BoxDetector(create_backbone(cfg.backbone, cfg.pretrained if pretrained is None else pretrained), cfg.hidden)
 
 
@@ -118,6 +88,10 @@ def load_detector(path: Path, device: str | torch.device = "cpu", runtime: Runti
     weights = path / WEIGHTS
     if not weights.is_file():
         raise FlukeidError(f"{path}: not a flukeid detector (no {WEIGHTS}); train one with `flukeid detect train`")
+    if not torch_installed():
+        raise FlukeidError(f"torch is not installed: cropping with the detector {path} still needs it")
+    from safetensors.torch import load_file
+
     cfg = load_config(DetectorConfig, path / CONFIG)
     model = build_detector(cfg, pretrained=False)
     model.load_state_dict(load_file(weights))

