@@ -70,3 +70,12 @@ def leftover_folders(path: Path) -> list[Path]:
     if not path.parent.is_dir():
         return []
     return sorted(p for p in path.parent.iterdir() if p.name.startswith(_prefix(path)) and p.is_dir())
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """Put a file at ``target`` (its folder made): a hard link (no extra disk), or a copy where linking fails."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)

@@ -7,8 +7,6 @@ labels do not. Photos are hard-linked where the file system allows, copied other
 
 from __future__ import annotations
 
-import os
-import shutil
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
@@ -22,7 +20,7 @@ from flukeid.data.catalogue import Catalogue
 from flukeid.data.check import CheckReport
 from flukeid.data.wildlife import TABLE_NAMES, UNKNOWN_NAME, wildlife_frame
 from flukeid.errors import FlukeidError
-from flukeid.folders import replacing_folder
+from flukeid.folders import link_or_copy, replacing_folder
 from flukeid.progress import Progress
 
 
@@ -52,15 +50,6 @@ def check_convert_target(out: Path) -> None:
         raise FlukeidError(f"{out}: exists and is not empty; convert writes a new folder")
 
 
-def _place(source: Path, target: Path) -> None:
-    """Hard-link (no extra disk) or copy a photo."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
-
-
 def _boxes(cat: Catalogue, labels: pd.DataFrame) -> list[Box | None]:
     """Each usable row's box: its own (a wildlife table's bbox), else its line in the catalogue's boxes file."""
     if "box" in labels.columns:
@@ -84,7 +73,7 @@ def _kaggle_names(labels: pd.DataFrame) -> list[str]:
 def _write_kaggle(labels: pd.DataFrame, boxes: list[Box | None], out: Path, progress: Progress | None) -> None:
     names = _kaggle_names(labels)
     for done, (name, source) in enumerate(zip(names, labels["path"]), start=1):
-        _place(Path(source), out / "train" / name)
+        link_or_copy(Path(source), out / "train" / name)
         if progress:
             progress(done, len(names))
     table = pd.DataFrame({"Image": names, "Id": list(labels["Id"])})
@@ -101,7 +90,7 @@ def _write_wildlife(
 ) -> None:
     paths = [Path(p).relative_to(cat.root).as_posix() for p in labels["path"]]
     for done, (relative, source) in enumerate(zip(paths, labels["path"]), start=1):
-        _place(Path(source), out / relative)
+        link_or_copy(Path(source), out / relative)
         if progress:
             progress(done, len(paths))
     frame = wildlife_frame(labels.assign(box=pd.Series(boxes, index=labels.index, dtype=object)), paths, unknown)

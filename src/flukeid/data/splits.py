@@ -13,8 +13,6 @@ Kinds:
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -28,6 +26,7 @@ from flukeid import NEW_WHALE
 from flukeid.config import check_choice
 from flukeid.data.boxes import Box, read_boxes
 from flukeid.errors import ConfigError
+from flukeid.folders import link_or_copy
 
 if TYPE_CHECKING:
     from flukeid.data.check import CheckReport
@@ -131,14 +130,6 @@ def flat_name(image: str) -> str:
     return hashlib.sha1(image.encode("utf-8")).hexdigest()[:16] + suffix
 
 
-def _place(source: Path, target: Path) -> None:
-    """Hard-link (no extra disk) or copy a photo into the split."""
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
-
-
 def write_split(split: Split, out: Path, boxes: Mapping[str, Box] | None = None, top_ids: int = 4) -> None:
     """Write ``train.csv``, ``train/``, ``test/``, ``answers.csv`` (private), ``sample_submission.csv``."""
     for part in ("train", "test"):
@@ -149,7 +140,7 @@ def write_split(split: Split, out: Path, boxes: Mapping[str, Box] | None = None,
         for name, source in zip(frame["Image"], frame["path"]):
             target = out / part / name
             if not target.exists():
-                _place(Path(source), target)
+                link_or_copy(Path(source), target)
         renamed[part] = frame
     renamed["train"][["Image", "Id"]].to_csv(out / "train.csv", index=False)
     renamed["test"][["Image", "Id", "Individual", "Source"]].to_csv(out / "answers.csv", index=False)

@@ -14,7 +14,7 @@ import pandas as pd
 from flukeid import NEW_WHALE
 from flukeid.gallery import Gallery
 from flukeid.identify.identifier import Prediction
-from flukeid.metrics import average_precision_at_k
+from flukeid.metrics import map_at_k
 
 PHOTO_BUCKETS: tuple[tuple[str, int, int], ...] = (
     ("new", 0, 0),
@@ -104,7 +104,7 @@ def map5(pairs: Sequence[tuple[Prediction, str]]) -> float | None:
     """Kaggle MAP@5 of predictions with known answers (None without any)."""
     if not pairs:
         return None
-    return float(np.mean([average_precision_at_k(p.ranking.ids, truth, 5) for p, truth in pairs]))
+    return map_at_k([p.ranking.ids for p, _ in pairs], [truth for _, truth in pairs])
 
 
 def map5_by_photos(
